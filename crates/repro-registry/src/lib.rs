@@ -1,0 +1,7 @@
+//! OCI distribution client.
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Other(String),
+}

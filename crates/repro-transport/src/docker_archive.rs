@@ -1,0 +1,1 @@
+//! `docker-archive:FILE[:ref]` (docker save tarballs).

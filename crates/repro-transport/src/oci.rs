@@ -1,0 +1,1 @@
+//! `oci:DIR[:ref]` image layouts.

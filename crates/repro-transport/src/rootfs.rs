@@ -1,0 +1,1 @@
+//! `rootfs:FILE` bare rootfs tarballs as one-layer images.
