@@ -47,6 +47,8 @@ impl Blob {
 }
 
 /// An index or manifest document as fetched.
+// Only a handful exist at a time; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TopLevel {
     Index(IndexDoc),
@@ -219,8 +221,7 @@ pub fn select_platform<'a>(
 ) -> Result<&'a Descriptor, ImageError> {
     let found = index.manifests().iter().find(|d| {
         !is_attestation(d)
-            && ManifestKind::from_media_type(&d.media_type().to_string())
-                .is_some_and(|k| !k.is_index())
+            && ManifestKind::from_media_type(d.media_type().as_ref()).is_some_and(|k| !k.is_index())
             && d.platform().as_ref().is_some_and(|p| {
                 want.matches(
                     &p.os().to_string(),

@@ -25,7 +25,7 @@ const LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub enum StoreError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Digest(#[from] DigestError),
     /// The content did not verify; nothing was stored.
     #[error("{0}")]
@@ -194,6 +194,26 @@ impl Store {
         }
     }
 
+    /// Wrap a download so that the bytes the caller reads are also written to the store:
+    /// one network read feeds both. The blob is committed only when the stream ends verified;
+    /// an error or an early drop discards the temp file.
+    pub fn tee<R: Read>(
+        &self,
+        expect: &Expect,
+        reader: R,
+        what: &str,
+    ) -> Result<TeeReader<R>, StoreError> {
+        let dest = self.blob_path(&expect.digest)?;
+        let (tmp, file) = self.temp_file()?;
+        Ok(TeeReader {
+            inner: VerifyingReader::new(reader, expect.clone(), what),
+            file: Some(file),
+            tmp,
+            dest,
+            store: self.clone(),
+        })
+    }
+
     /// Store bytes whose digest we compute (for blobs we produce ourselves).
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = sha256_of(bytes);
@@ -326,6 +346,68 @@ impl Store {
     }
 }
 
+/// See [`Store::tee`].
+pub struct TeeReader<R> {
+    inner: VerifyingReader<R>,
+    file: Option<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    store: Store,
+}
+
+impl<R: Read> Read for TeeReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.discard();
+                return Err(e);
+            }
+        };
+        let Some(file) = self.file.as_mut() else {
+            return Ok(n);
+        };
+        if n > 0 {
+            if let Err(e) = file.write_all(&buf[..n]) {
+                self.discard();
+                return Err(e);
+            }
+            return Ok(n);
+        }
+        // Verified end of stream: make it durable, then visible.
+        let file = self.file.take().expect("checked above");
+        let done = file
+            .sync_all()
+            .map_err(|e| StoreError::Io {
+                path: self.tmp.clone(),
+                source: e,
+            })
+            .and_then(|_| {
+                drop(file);
+                self.store.commit(&self.tmp, &self.dest)
+            });
+        if let Err(e) = done {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(io::Error::other(e.to_string()));
+        }
+        Ok(0)
+    }
+}
+
+impl<R> TeeReader<R> {
+    fn discard(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl<R> Drop for TeeReader<R> {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 pub fn ref_name_of(d: &Descriptor) -> Option<&str> {
@@ -433,6 +515,35 @@ mod tests {
         // Failed writes leave at most the empty temp directory, which finish() removes.
         s.finish();
         assert_eq!(listing(dir.path()), before);
+    }
+
+    #[test]
+    fn tee_commits_only_verified_complete_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_create(dir.path()).unwrap();
+        let data = b"layer bytes from the network";
+        let e = expect(data);
+        // Dropped half-way: nothing stored.
+        let mut t = s.tee(&e, &data[..], "t").unwrap();
+        let mut half = [0u8; 5];
+        t.read_exact(&mut half).unwrap();
+        drop(t);
+        assert!(!s.has(&e.digest, None).unwrap());
+        // Corrupt: error, nothing stored.
+        let mut bad = data.to_vec();
+        bad[0] ^= 1;
+        let mut t = s.tee(&e, &bad[..], "t").unwrap();
+        assert!(io::copy(&mut t, &mut io::sink()).is_err());
+        drop(t);
+        assert!(!s.has(&e.digest, None).unwrap());
+        // Complete: the reader saw every byte and the store has the blob.
+        let mut t = s.tee(&e, &data[..], "t").unwrap();
+        let mut out = Vec::new();
+        t.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(s.read_small(&e).unwrap().unwrap(), data);
+        s.finish();
+        assert!(!dir.path().join(TMP_DIR).exists());
     }
 
     #[test]

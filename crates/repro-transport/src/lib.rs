@@ -11,17 +11,19 @@ use std::path::PathBuf;
 use oci_spec::image::Descriptor;
 use repro_oci::{Digest, ImageError, TopLevel};
 
+pub mod copy;
 pub mod docker_archive;
 pub mod oci;
+pub mod registry;
 pub mod rootfs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("{0}")]
+    #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] repro_store::StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] repro_registry::RegistryError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -46,5 +48,53 @@ pub trait ImageSource {
         &mut self,
         digest: &Digest,
         size: Option<u64>,
-    ) -> Result<Box<dyn Read + Send + '_>, TransportError>;
+    ) -> Result<Box<dyn Read + Send>, TransportError>;
+    /// Things the user should know about what was read (e.g. a moved tag).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Decompress a layer stream, choosing the decoder by magic bytes (never by name or media
+/// type): gzip, zstd, xz, or plain tar passed through.
+pub fn decompress<'a, R: Read + 'a>(
+    mut r: R,
+    what: &str,
+) -> Result<Box<dyn Read + 'a>, TransportError> {
+    let mut magic = [0u8; 6];
+    let mut n = 0;
+    while n < magic.len() {
+        match r.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(TransportError::Invalid {
+                    input: what.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    let head = io::Cursor::new(magic[..n].to_vec());
+    let stream = head.chain(r);
+    Ok(match repro_oci::Compression::detect(&magic[..n]) {
+        repro_oci::Compression::None => Box::new(stream),
+        repro_oci::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        repro_oci::Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(stream).map_err(|e| {
+                TransportError::Invalid {
+                    input: what.to_string(),
+                    reason: format!("zstd: {e}"),
+                }
+            })?)
+        }
+        repro_oci::Compression::Xz => Box::new(xz2::read::XzDecoder::new(stream)),
+        repro_oci::Compression::Bzip2 => {
+            return Err(TransportError::Invalid {
+                input: what.to_string(),
+                reason: "bzip2-compressed layers are not supported".into(),
+            });
+        }
+    })
 }

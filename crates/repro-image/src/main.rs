@@ -1,0 +1,179 @@
+//! `repro-image`: the thin binary over the library crates.
+//!
+//! Exit status: 0 = holds, 1 = does not hold / differs, 2 = error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use repro_oci::{ImageRef, Platform};
+use repro_registry::{Client, ClientOptions, Credentials};
+use repro_store::{Store, TagLog};
+use repro_transport::ImageSource;
+use repro_transport::registry::RegistrySource;
+
+mod copy_cmd;
+mod inspect;
+mod progress;
+
+#[derive(Parser)]
+#[command(
+    name = "repro-image",
+    version,
+    about = "Prove a container image is exactly what its sources say it is",
+    after_help = "IMAGE: docker://[registry/]repo[:tag][@digest], oci:DIR[:ref], docker-archive:FILE[:ref], \
+rootfs:FILE; a bare name[:tag][@digest] means Docker Hub.\nExit status: 0 holds, 1 differs, 2 error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Machine-readable output (a documented, stable schema).
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress output.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Content store directory [default: $REPRO_IMAGE_CACHE, $XDG_CACHE_HOME/repro-image].
+    #[arg(long, global = true, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Do not read or write the content store.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Platform to choose from an index.
+    #[arg(
+        long,
+        global = true,
+        default_value = "linux/amd64",
+        value_name = "OS/ARCH[/VARIANT]"
+    )]
+    platform: Platform,
+    /// Require HTTPS and verify certificates (skopeo's spelling: --tls-verify=false).
+    #[arg(long, global = true, default_value_t = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// Registry credentials USER:PASSWORD (otherwise the auth files are read).
+    #[arg(
+        long,
+        global = true,
+        value_name = "USER:PASSWORD",
+        env = "REPRO_IMAGE_CREDS",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+    /// Auth file to read instead of the default locations.
+    #[arg(long, global = true, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+    /// Idle network timeout in seconds.
+    #[arg(long, global = true, default_value_t = 60, value_name = "SECS")]
+    timeout: u64,
+    /// Attempts per request (429/5xx/connection failures are retried with backoff).
+    #[arg(long, global = true, default_value_t = 4, value_name = "N")]
+    retries: u32,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show index, manifest, config and layers.
+    Inspect(inspect::InspectArgs),
+    /// Copy an image between docker://, oci: and docker-archive:, keeping digests.
+    Copy(copy_cmd::CopyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Inspect(a) => inspect::run(&cli.global, a),
+        Command::Copy(a) => copy_cmd::run(&cli.global, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("repro-image: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+impl Global {
+    pub fn client(&self) -> Result<Client> {
+        let mut opts = ClientOptions {
+            insecure: !self.tls_verify,
+            timeout: Duration::from_secs(self.timeout.max(1)),
+            attempts: self.retries.max(1),
+            ..ClientOptions::default()
+        };
+        if let Some(c) = &self.creds {
+            opts.credentials = Some(Credentials::parse(c)?);
+        }
+        if let Some(f) = &self.authfile {
+            opts.auth_files = vec![f.clone()];
+        }
+        Ok(Client::new(opts))
+    }
+
+    pub fn store(&self) -> Result<Option<Store>> {
+        if self.no_cache {
+            return Ok(None);
+        }
+        let dir = match &self.cache {
+            Some(d) => d.clone(),
+            None => repro_store::default_cache_dir().context(
+                "no cache directory: set $XDG_CACHE_HOME or $HOME, or pass --cache/--no-cache",
+            )?,
+        };
+        Ok(Some(Store::open_or_create(&dir).with_context(|| {
+            format!("opening the content store {}", dir.display())
+        })?))
+    }
+
+    /// Open any transport as a source. For docker://, also return the registry details
+    /// the caller may want (warnings, same-registry mounts).
+    pub fn open_source(&self, r: &ImageRef) -> Result<Box<dyn ImageSource>> {
+        Ok(match r {
+            ImageRef::Docker(d) => {
+                let store = self.store()?;
+                let log = store
+                    .as_ref()
+                    .map(|s| TagLog::new(s.root().join("tags.jsonl")));
+                Box::new(RegistrySource::new(
+                    Arc::new(self.client()?),
+                    d.clone(),
+                    store,
+                    log,
+                ))
+            }
+            ImageRef::Oci { dir, reference } => Box::new(repro_transport::oci::OciSource::open(
+                dir,
+                reference.as_deref(),
+            )?),
+            ImageRef::DockerArchive { path, reference } => {
+                Box::new(repro_transport::docker_archive::DockerArchiveSource::open(
+                    path,
+                    reference.as_deref(),
+                )?)
+            }
+            ImageRef::Rootfs { path } => Box::new(repro_transport::rootfs::RootfsSource::open(
+                path,
+                &self.platform,
+            )?),
+        })
+    }
+}
+
+pub fn parse_image(s: &str) -> Result<ImageRef> {
+    match ImageRef::parse(s) {
+        Ok(r) => Ok(r),
+        Err(e) => bail!("{e}"),
+    }
+}

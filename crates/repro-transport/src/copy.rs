@@ -1,0 +1,359 @@
+//! Copy an image between transports, keeping the exact manifest bytes (and so the digest)
+//! wherever the destination can hold them.
+
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use oci_spec::image::{Descriptor, ImageManifest};
+use repro_oci::digest::Expect;
+use repro_oci::image::{ManifestDoc, select_platform};
+use repro_oci::{Blob, Digest, DockerRef, Platform, TopLevel};
+use repro_registry::Client;
+use repro_store::Store;
+use serde::Serialize;
+
+use crate::{ImageSource, TransportError};
+
+/// Where a copy goes.
+pub enum Destination {
+    Registry {
+        client: Arc<Client>,
+        reference: DockerRef,
+        /// The source's repository on the same registry, for cross-repository mounts.
+        mount_from: Option<String>,
+    },
+    Oci {
+        store: Store,
+        ref_name: Option<String>,
+    },
+    DockerArchive(crate::docker_archive::DockerArchiveWriter),
+}
+
+/// Progress reporting, implemented by the CLI (a bar on a terminal, nothing otherwise).
+pub trait Progress {
+    /// A blob copy starts; `size` may be unknown.
+    fn start(&self, what: &str, digest: &Digest, size: Option<u64>) -> Box<dyn BlobProgress>;
+}
+
+pub trait BlobProgress {
+    fn inc(&mut self, n: u64);
+    /// `skipped`: the destination already had it.
+    fn finish(&mut self, skipped: bool);
+}
+
+pub struct NoProgress;
+struct NoBar;
+impl BlobProgress for NoBar {
+    fn inc(&mut self, _: u64) {}
+    fn finish(&mut self, _: bool) {}
+}
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: &Digest, _: Option<u64>) -> Box<dyn BlobProgress> {
+        Box::new(NoBar)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Copy every manifest of an index (and the index itself), as `skopeo copy --all`.
+    pub all: bool,
+    pub platform: Platform,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    /// Digest of the top-level document written at the destination.
+    pub digest: Digest,
+    pub media_type: String,
+    /// Same bytes as the source's document (digest kept)?
+    pub digest_kept: bool,
+    pub blobs_copied: usize,
+    pub blobs_skipped: usize,
+    pub bytes_copied: u64,
+}
+
+pub fn copy(
+    src: &mut dyn ImageSource,
+    dst: &mut Destination,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<CopyReport, TransportError> {
+    let top = src.top_level()?;
+    let mut report = CopyReport {
+        digest: top_blob(&top).digest.clone(),
+        media_type: top_media_type(&top).to_string(),
+        digest_kept: true,
+        blobs_copied: 0,
+        blobs_skipped: 0,
+        bytes_copied: 0,
+    };
+    let manifest_doc = match &top {
+        TopLevel::Manifest(m) => m.clone(),
+        TopLevel::Index(idx) if opts.all && !matches!(dst, Destination::DockerArchive(_)) => {
+            for d in idx.index.manifests() {
+                match src.manifest(d)? {
+                    TopLevel::Manifest(m) => {
+                        copy_blobs(src, dst, &m.manifest, progress, &mut report)?;
+                        put_child_manifest(dst, &m.raw, m.kind.media_type())?;
+                    }
+                    TopLevel::Index(_) => {
+                        return Err(TransportError::Invalid {
+                            input: src.describe(),
+                            reason: format!("nested index {} is not supported", d.digest()),
+                        });
+                    }
+                }
+            }
+            put_top(dst, &idx.raw, idx.kind.media_type())?;
+            finish(dst)?;
+            return Ok(report);
+        }
+        TopLevel::Index(idx) => {
+            let d = select_platform(&idx.index, &opts.platform, &src.describe())?;
+            match src.manifest(d)? {
+                TopLevel::Manifest(m) => m,
+                TopLevel::Index(_) => {
+                    return Err(TransportError::Invalid {
+                        input: src.describe(),
+                        reason: format!("platform entry {} is an index", d.digest()),
+                    });
+                }
+            }
+        }
+    };
+    report.digest = manifest_doc.raw.digest.clone();
+    report.media_type = manifest_doc.kind.media_type().to_string();
+    if let Destination::DockerArchive(w) = dst {
+        return copy_to_archive(src, w, &manifest_doc, progress, report);
+    }
+    copy_blobs(src, dst, &manifest_doc.manifest, progress, &mut report)?;
+    put_top(dst, &manifest_doc.raw, manifest_doc.kind.media_type())?;
+    finish(dst)?;
+    Ok(report)
+}
+
+fn top_blob(t: &TopLevel) -> &Blob {
+    match t {
+        TopLevel::Index(i) => &i.raw,
+        TopLevel::Manifest(m) => &m.raw,
+    }
+}
+
+fn top_media_type(t: &TopLevel) -> &'static str {
+    match t {
+        TopLevel::Index(i) => i.kind.media_type(),
+        TopLevel::Manifest(m) => m.kind.media_type(),
+    }
+}
+
+fn blobs_of(m: &ImageManifest) -> Vec<&Descriptor> {
+    std::iter::once(m.config()).chain(m.layers()).collect()
+}
+
+fn copy_blobs(
+    src: &mut dyn ImageSource,
+    dst: &mut Destination,
+    m: &ImageManifest,
+    progress: &dyn Progress,
+    report: &mut CopyReport,
+) -> Result<(), TransportError> {
+    for d in blobs_of(m) {
+        let digest = d.digest().clone();
+        let size = d.size();
+        let what = d.media_type().to_string();
+        let mut bar = progress.start(&what, &digest, Some(size));
+        let copied = copy_one_blob(src, dst, &digest, size, &mut *bar)?;
+        bar.finish(!copied);
+        if copied {
+            report.blobs_copied += 1;
+            report.bytes_copied += size;
+        } else {
+            report.blobs_skipped += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Returns false when the destination already had the blob.
+fn copy_one_blob(
+    src: &mut dyn ImageSource,
+    dst: &mut Destination,
+    digest: &Digest,
+    size: u64,
+    bar: &mut dyn BlobProgress,
+) -> Result<bool, TransportError> {
+    let expect = Expect {
+        digest: digest.clone(),
+        size: Some(size),
+    };
+    match dst {
+        Destination::Oci { store, .. } => {
+            if store.has(digest, Some(size))? {
+                return Ok(false);
+            }
+            let reader = src.blob(digest, Some(size))?;
+            store.put(&expect, reader, &format!("blob {digest}"), &mut |n| {
+                bar.inc(n)
+            })?;
+            Ok(true)
+        }
+        Destination::Registry {
+            client,
+            reference,
+            mount_from,
+        } => {
+            if client.blob_exists(reference, digest)?.is_some() {
+                return Ok(false);
+            }
+            if let Some(from) = mount_from.as_deref()
+                && from != reference.repository
+                && client.mount_blob(reference, digest, from)?
+            {
+                return Ok(false);
+            }
+            // The HTTP client reads the body; count what it reads for the progress bar.
+            let shared = Rc::new(RefCell::new(bar));
+            let mut open = || -> io::Result<Box<dyn Read + '_>> {
+                let r = src
+                    .blob(digest, Some(size))
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                Ok(Box::new(SharedCounting {
+                    inner: r,
+                    bar: Rc::clone(&shared),
+                }))
+            };
+            client.push_blob(reference, digest, size, &mut open, None)?;
+            Ok(true)
+        }
+        Destination::DockerArchive(_) => unreachable!("handled by copy_to_archive"),
+    }
+}
+
+fn put_child_manifest(
+    dst: &mut Destination,
+    raw: &Blob,
+    media_type: &str,
+) -> Result<(), TransportError> {
+    match dst {
+        Destination::Oci { store, .. } => {
+            store.put_bytes(&raw.bytes)?;
+        }
+        Destination::Registry {
+            client, reference, ..
+        } => {
+            client.put_manifest(reference, raw.digest.as_ref(), &raw.bytes, media_type)?;
+        }
+        Destination::DockerArchive(_) => {}
+    }
+    Ok(())
+}
+
+fn put_top(dst: &mut Destination, raw: &Blob, media_type: &str) -> Result<(), TransportError> {
+    match dst {
+        Destination::Oci { store, ref_name } => {
+            store.put_bytes(&raw.bytes)?;
+            crate::oci::write_oci_ref(store, raw, media_type, ref_name.as_deref())?;
+        }
+        Destination::Registry {
+            client, reference, ..
+        } => {
+            if let Some(d) = &reference.digest
+                && *d != raw.digest
+            {
+                return Err(TransportError::Invalid {
+                    input: format!("docker://{reference}"),
+                    reason: format!(
+                        "destination digest {d} differs from the image's {}",
+                        raw.digest
+                    ),
+                });
+            }
+            let target = match (&reference.tag, &reference.digest) {
+                (Some(t), _) => t.clone(),
+                (None, Some(d)) => d.to_string(),
+                (None, None) => "latest".to_string(),
+            };
+            client.put_manifest(reference, &target, &raw.bytes, media_type)?;
+        }
+        Destination::DockerArchive(_) => {}
+    }
+    Ok(())
+}
+
+fn finish(dst: &mut Destination) -> Result<(), TransportError> {
+    if let Destination::Oci { store, .. } = dst {
+        store.finish();
+    }
+    Ok(())
+}
+
+/// docker-archive holds uncompressed layers and no manifest, so the manifest digest cannot
+/// be kept; the config and diff_ids are.
+fn copy_to_archive(
+    src: &mut dyn ImageSource,
+    w: &mut crate::docker_archive::DockerArchiveWriter,
+    m: &ManifestDoc,
+    progress: &dyn Progress,
+    mut report: CopyReport,
+) -> Result<CopyReport, TransportError> {
+    let cfg_desc = m.manifest.config();
+    let mut cfg = Vec::new();
+    src.blob(cfg_desc.digest(), Some(cfg_desc.size()))?
+        .read_to_end(&mut cfg)
+        .map_err(|e| TransportError::Invalid {
+            input: src.describe(),
+            reason: e.to_string(),
+        })?;
+    let config =
+        repro_oci::image::parse_config(cfg.clone(), &format!("config {}", cfg_desc.digest()))?;
+    let layers = repro_oci::image::layers(&m.manifest, &config.config)?;
+    w.add_config(&cfg)?;
+    for l in &layers {
+        let mut bar = progress.start(&l.media_type, &l.digest, Some(l.size));
+        let reader = src.blob(&l.digest, Some(l.size))?;
+        let counting = Counting {
+            inner: reader,
+            bar: &mut *bar,
+        };
+        let decompressed = crate::decompress(counting, &src.describe())?;
+        let diff_id = l.diff_id.clone().ok_or_else(|| TransportError::Invalid {
+            input: src.describe(),
+            reason: format!("layer {} has no diff_id", l.digest),
+        })?;
+        w.add_layer(&diff_id, decompressed)?;
+        bar.finish(false);
+        report.blobs_copied += 1;
+        report.bytes_copied += l.size;
+    }
+    report.digest_kept = false;
+    Ok(report)
+}
+
+struct SharedCounting<'a, R> {
+    inner: R,
+    bar: Rc<RefCell<&'a mut dyn BlobProgress>>,
+}
+
+impl<R: Read> Read for SharedCounting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.borrow_mut().inc(n as u64);
+        Ok(n)
+    }
+}
+
+struct Counting<'a, R> {
+    inner: R,
+    bar: &'a mut dyn BlobProgress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
