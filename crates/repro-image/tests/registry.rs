@@ -481,3 +481,94 @@ fn base64_encode(b: &[u8]) -> String {
     }
     s
 }
+
+#[test]
+fn docker_archive_round_trip_through_registry_keeps_config_and_diff_ids() {
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = small_image(&tmp.path().join("layout"));
+    skopeo_copy_to_registry(&img.layout, &reg, "arch/img:v1");
+    let cache = tmp.path().join("cache");
+    let src = format!("docker://{}/arch/img:v1", reg.host());
+    let archive = tmp.path().join("img.tar");
+    let out = ok(
+        &cache,
+        &[
+            "--tls-verify=false",
+            "--json",
+            "copy",
+            &src,
+            &format!("docker-archive:{}:arch/img:v1", archive.display()),
+        ],
+    );
+    assert_eq!(json(&out)["digest_kept"], false);
+    // skopeo reads our archive: same config, same diff_ids.
+    let cfg = skopeo(&[
+        "inspect",
+        "--raw",
+        "--config",
+        &format!("docker-archive:{}", archive.display()),
+    ])
+    .stdout;
+    assert_eq!(cfg, img.config_bytes);
+
+    // docker-archive -> registry: layers are gzip-compressed on the way, as skopeo does.
+    let dst = format!("docker://{}/arch/back:v1", reg.host());
+    let j = json(&ok(
+        &cache,
+        &[
+            "--tls-verify=false",
+            "--json",
+            "copy",
+            &format!("docker-archive:{}", archive.display()),
+            &dst,
+        ],
+    ));
+    assert_eq!(j["digest_kept"], false);
+    let pushed = skopeo_inspect_raw(&reg.host(), "arch/back:v1", None);
+    let pushed_digest = repro_testkit::sha256_digest(&pushed);
+    let m: serde_json::Value = serde_json::from_slice(&pushed).unwrap();
+    assert_eq!(m["config"]["digest"], img.config.digest);
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+    }
+    // skopeo pulls it (verifying every blob) and the layers decompress to the diff_ids.
+    let back = tmp.path().join("back");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &dst,
+        &format!("oci:{}:b", back.display()),
+    ]);
+    let j = json(&ok(
+        &cache,
+        &["--json", "inspect", &format!("oci:{}:b", back.display())],
+    ));
+    let ids: Vec<_> = j["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["diff_id"].clone())
+        .collect();
+    assert_eq!(serde_json::json!(ids), serde_json::json!(img.diff_ids));
+    for l in m["layers"].as_array().unwrap() {
+        let hex = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let gz = std::fs::read(back.join("blobs/sha256").join(hex)).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+    }
+    // The same archive always gives the same manifest (deterministic gzip).
+    let again = tmp.path().join("again");
+    let a = json(&ok(
+        &cache,
+        &[
+            "--json",
+            "copy",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("oci:{}:x", again.display()),
+        ],
+    ));
+    assert_eq!(a["digest"], pushed_digest);
+}

@@ -40,7 +40,8 @@ fn monolithic_and_chunked_uploads_round_trip() {
         let d = sha256_of(&bytes);
         assert_eq!(c.blob_exists(&r, &d).unwrap(), None);
         let mut open = || Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Box<dyn Read>);
-        c.push_blob(&r, &d, bytes.len() as u64, &mut open, chunk).unwrap();
+        c.push_blob(&r, &d, bytes.len() as u64, &mut open, chunk)
+            .unwrap();
         assert_eq!(c.blob_exists(&r, &d).unwrap(), Some(bytes.len() as u64));
         assert_eq!(pull(&c, &r, &d), bytes);
     }
@@ -58,7 +59,10 @@ fn the_registry_refuses_a_blob_that_does_not_match_its_digest() {
         .push_blob(&r, &wrong, bytes.len() as u64, &mut open, None)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("400") || e.to_lowercase().contains("digest"), "{e}");
+    assert!(
+        e.contains("400") || e.to_lowercase().contains("digest"),
+        "{e}"
+    );
     assert_eq!(c.blob_exists(&r, &wrong).unwrap(), None);
 }
 
@@ -71,7 +75,8 @@ fn cross_repository_mount() {
     let bytes = data(30_000);
     let d = sha256_of(&bytes);
     let mut open = || Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Box<dyn Read>);
-    c.push_blob(&a, &d, bytes.len() as u64, &mut open, None).unwrap();
+    c.push_blob(&a, &d, bytes.len() as u64, &mut open, None)
+        .unwrap();
     assert_eq!(c.blob_exists(&b, &d).unwrap(), None);
     assert!(c.mount_blob(&b, &d, "mount/a").unwrap());
     assert_eq!(pull(&c, &b, &d), bytes);
@@ -85,14 +90,20 @@ fn manifests_keep_their_exact_bytes() {
     let cfg = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let cd = sha256_of(cfg);
     let mut open = || Ok(Box::new(std::io::Cursor::new(cfg.to_vec())) as Box<dyn Read>);
-    c.push_blob(&r, &cd, cfg.len() as u64, &mut open, None).unwrap();
+    c.push_blob(&r, &cd, cfg.len() as u64, &mut open, None)
+        .unwrap();
     // Unusual but valid formatting: a re-serializing client would change the digest.
     let manifest = format!(
         "{{\n   \"schemaVersion\" : 2,\n \"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{cd}\",\"size\":{}}},\"layers\":[]}}\n",
         cfg.len()
     );
     let d = c
-        .put_manifest(&r, "v1", manifest.as_bytes(), "application/vnd.oci.image.manifest.v1+json")
+        .put_manifest(
+            &r,
+            "v1",
+            manifest.as_bytes(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
         .unwrap();
     assert_eq!(d, sha256_of(manifest.as_bytes()));
     let got = c.get_manifest(&r, "v1").unwrap();
@@ -110,7 +121,8 @@ fn bearer_tokens_are_cached_per_scope() {
     let bytes = data(1000);
     let d = sha256_of(&bytes);
     let mut open = || Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Box<dyn Read>);
-    c.push_blob(&r, &d, bytes.len() as u64, &mut open, None).unwrap();
+    c.push_blob(&r, &d, bytes.len() as u64, &mut open, None)
+        .unwrap();
     assert_eq!(pull(&c, &r, &d), bytes);
     assert_eq!(pull(&c, &r, &d), bytes);
     let reqs = proxy.token_requests();

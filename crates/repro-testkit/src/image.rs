@@ -134,7 +134,7 @@ impl LayerSpec {
         self
     }
 
-    /// An OCI whiteout for `path` (an empty file ".wh.<name>" beside it).
+    /// An OCI whiteout for `path` (an empty file `.wh.<name>` beside it).
     pub fn whiteout(self, path: &str) -> LayerSpec {
         let path = path.trim_start_matches('/').trim_end_matches('/');
         let wh = match path.rsplit_once('/') {

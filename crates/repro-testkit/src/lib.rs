@@ -4,7 +4,7 @@
 //! * [`TokenProxy`]: a Docker-Hub-style bearer-token front for a [`Registry`].
 //! * [`EvilServer`]: a programmable fake registry for adversarial tests.
 //! * [`TestImage`] / [`MultiPlatformImage`]: deterministic OCI image layouts.
-//! * [`skopeo`] and friends: drive `/usr/bin/skopeo` against those servers.
+//! * [`skopeo()`] and friends: drive `/usr/bin/skopeo` against those servers.
 //! * [`http`]: a tiny blocking HTTP/1.1 client for raw assertions.
 //!
 //! Everything panics with a clear message when the environment is broken (missing binary,

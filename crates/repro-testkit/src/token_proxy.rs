@@ -1,4 +1,4 @@
-//! A bearer-token front for an anonymous [`Registry`](crate::Registry), implementing the
+//! A bearer-token front for an anonymous [`Registry`], implementing the
 //! Docker/OCI token flow the way Docker Hub does.
 //!
 //! * `/v2/...` without `Authorization: Bearer <valid token>` → 401 with

@@ -129,6 +129,9 @@ pub fn copy(
     if let Destination::DockerArchive(w) = dst {
         return copy_to_archive(src, w, &manifest_doc, progress, report);
     }
+    if src.layers_are_uncompressed_tars() {
+        return copy_compressing(src, dst, &manifest_doc, progress, report);
+    }
     copy_blobs(src, dst, &manifest_doc.manifest, progress, &mut report)?;
     put_top(dst, &manifest_doc.raw, manifest_doc.kind.media_type())?;
     finish(dst)?;
@@ -288,6 +291,152 @@ fn finish(dst: &mut Destination) -> Result<(), TransportError> {
         store.finish();
     }
     Ok(())
+}
+
+/// A docker-schema2 manifest written by us: field order fixed by the struct, compact JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaTwo<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    config: Desc<'a>,
+    layers: Vec<Desc<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Desc<'a> {
+    media_type: &'a str,
+    size: u64,
+    digest: String,
+}
+
+/// Layers that are plain tars (docker-archive) go to registries and layouts gzip-compressed,
+/// as `skopeo copy` does, under a new manifest; config and diff_ids are kept. The gzip
+/// stream is deterministic (no name, no mtime), so the same archive always gives the same
+/// manifest digest.
+fn copy_compressing(
+    src: &mut dyn ImageSource,
+    dst: &mut Destination,
+    m: &ManifestDoc,
+    progress: &dyn Progress,
+    mut report: CopyReport,
+) -> Result<CopyReport, TransportError> {
+    let tmpdir = tempfile::tempdir().map_err(|e| TransportError::Io {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let cfg = m.manifest.config();
+    let mut bar = progress.start(cfg.media_type().as_ref(), cfg.digest(), Some(cfg.size()));
+    let copied = copy_one_blob(src, dst, cfg.digest(), cfg.size(), &mut *bar)?;
+    bar.finish(!copied);
+    let mut layers = Vec::new();
+    for (i, l) in m.manifest.layers().iter().enumerate() {
+        let path = tmpdir.path().join(format!("layer-{i}.tar.gz"));
+        let file = std::fs::File::create(&path).map_err(|e| TransportError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        let hashing = repro_oci::digest::HashingWriter::new(
+            file,
+            &repro_oci::digest::DigestAlgorithm::Sha256,
+        );
+        let mut gz = flate2::GzBuilder::new().write(hashing, flate2::Compression::default());
+        let mut bar = progress.start(l.media_type().as_ref(), l.digest(), Some(l.size()));
+        let mut reader = Counting {
+            inner: src.blob(l.digest(), Some(l.size()))?,
+            bar: &mut *bar,
+        };
+        io::copy(&mut reader, &mut gz).map_err(|e| TransportError::Invalid {
+            input: src.describe(),
+            reason: format!("layer {}: {e}", l.digest()),
+        })?;
+        let hashing = gz.finish().map_err(|e| TransportError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        let (_, digest, size) = hashing.finish();
+        let mut push_bar = progress.start("gzip layer", &digest, Some(size));
+        let copied = copy_local_file(dst, &path, &digest, size, &mut *push_bar)?;
+        push_bar.finish(!copied);
+        bar.finish(false);
+        if copied {
+            report.blobs_copied += 1;
+            report.bytes_copied += size;
+        } else {
+            report.blobs_skipped += 1;
+        }
+        layers.push(Desc {
+            media_type: repro_oci::media::DOCKER_LAYER_GZIP,
+            size,
+            digest: digest.to_string(),
+        });
+    }
+    let manifest = SchemaTwo {
+        schema_version: 2,
+        media_type: repro_oci::media::DOCKER_MANIFEST,
+        config: Desc {
+            media_type: repro_oci::media::DOCKER_CONFIG,
+            size: cfg.size(),
+            digest: cfg.digest().to_string(),
+        },
+        layers,
+    };
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| TransportError::Invalid {
+        input: src.describe(),
+        reason: e.to_string(),
+    })?;
+    let raw = Blob::new(bytes);
+    put_top(dst, &raw, repro_oci::media::DOCKER_MANIFEST)?;
+    finish(dst)?;
+    report.digest = raw.digest;
+    report.media_type = repro_oci::media::DOCKER_MANIFEST.to_string();
+    report.digest_kept = false;
+    Ok(report)
+}
+
+/// Put a file we produced into a registry or layout destination.
+fn copy_local_file(
+    dst: &mut Destination,
+    path: &std::path::Path,
+    digest: &Digest,
+    size: u64,
+    bar: &mut dyn BlobProgress,
+) -> Result<bool, TransportError> {
+    let open_file = || {
+        std::fs::File::open(path).map_err(|e| TransportError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })
+    };
+    let expect = Expect {
+        digest: digest.clone(),
+        size: Some(size),
+    };
+    match dst {
+        Destination::Oci { store, .. } => {
+            if store.has(digest, Some(size))? {
+                return Ok(false);
+            }
+            store.put(&expect, open_file()?, &format!("blob {digest}"), &mut |n| {
+                bar.inc(n)
+            })?;
+            Ok(true)
+        }
+        Destination::Registry {
+            client, reference, ..
+        } => {
+            if client.blob_exists(reference, digest)?.is_some() {
+                return Ok(false);
+            }
+            let mut open =
+                || -> io::Result<Box<dyn Read>> { Ok(Box::new(std::fs::File::open(path)?)) };
+            client.push_blob(reference, digest, size, &mut open, None)?;
+            bar.inc(size);
+            Ok(true)
+        }
+        Destination::DockerArchive(_) => unreachable!("handled by copy_to_archive"),
+    }
 }
 
 /// docker-archive holds uncompressed layers and no manifest, so the manifest digest cannot

@@ -257,6 +257,10 @@ impl ImageSource for DockerArchiveSource {
         self.input.clone()
     }
 
+    fn layers_are_uncompressed_tars(&self) -> bool {
+        true
+    }
+
     fn top_level(&mut self) -> Result<TopLevel, TransportError> {
         Ok(self.top.clone())
     }

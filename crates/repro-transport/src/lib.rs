@@ -53,6 +53,12 @@ pub trait ImageSource {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// True when the layer blobs are plain tars whatever the manifest's media types say
+    /// (docker-archive, as skopeo presents it): copying them to a registry or layout then
+    /// means compressing them and writing a new manifest.
+    fn layers_are_uncompressed_tars(&self) -> bool {
+        false
+    }
 }
 
 /// Decompress a layer stream, choosing the decoder by magic bytes (never by name or media
