@@ -139,6 +139,38 @@ fn truncated_blob() {
 }
 
 #[test]
+fn connection_reset_mid_blob_is_resumed_with_a_range_request() {
+    let w = World::new();
+    let bytes = w.layer_bytes();
+    let half = bytes.len() / 2;
+    w.server.set(
+        &w.layer_path(),
+        Behavior::sequence(vec![
+            Behavior::truncated(bytes.clone(), half),
+            Behavior::ranged(bytes),
+        ]),
+    );
+    let out = w.copy();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.layer_cached() && w.layer_in_output());
+    let reqs: Vec<_> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == w.layer_path())
+        .collect();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[1].header("range"),
+        Some(format!("bytes={half}-").as_str())
+    );
+}
+
+#[test]
 fn manifest_digest_differs_from_docker_content_digest() {
     let w = World::new();
     let lie = "sha256:0000000000000000000000000000000000000000000000000000000000000000";

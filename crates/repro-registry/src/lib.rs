@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use repro_oci::DockerRef;
@@ -303,27 +303,59 @@ impl Client {
     }
 
     /// Open a blob for streaming. The caller verifies digest and size while reading
-    /// ([`repro_oci::VerifyingReader`]); redirects to storage hosts are followed.
+    /// ([`repro_oci::VerifyingReader`]); redirects to storage hosts are followed. A connection
+    /// that breaks mid-body is resumed with a `Range` request (up to the retry budget), so a
+    /// reset late in a large layer does not restart it.
     pub fn get_blob(
-        &self,
+        self: &Arc<Self>,
         r: &DockerRef,
         digest: &Digest,
     ) -> Result<(Option<u64>, Box<dyn Read + Send>), RegistryError> {
         check_verifiable(digest).map_err(|e| RegistryError::Config(e.to_string()))?;
-        let url = self.url(r, &format!("blobs/{digest}"));
-        let what = format!("blob {}@{digest}", r.name());
-        let resp = self.request(r, Access::Pull, "GET", &url, &[], &mut Body::Empty)?;
-        let resp = expect_ok(resp, "GET", &url, &what)?;
-        let len = resp.body().content_length();
-        let reader = resp.into_body().into_reader();
-        let url2 = url.clone();
+        let (len, body) = self.get_blob_from(r, digest, 0)?;
         Ok((
             len,
-            Box::new(MapErr {
-                inner: reader,
-                url: url2,
+            Box::new(Resuming {
+                client: Arc::clone(self),
+                r: r.clone(),
+                digest: digest.clone(),
+                inner: body,
+                offset: 0,
+                total: len,
+                resumes_left: self.opts.attempts.saturating_sub(1),
             }),
         ))
+    }
+
+    /// GET a blob from `offset` on. A registry that ignores `Range` (200) is read past the
+    /// bytes we already have.
+    fn get_blob_from(
+        &self,
+        r: &DockerRef,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Option<u64>, Box<dyn Read + Send>), RegistryError> {
+        let url = self.url(r, &format!("blobs/{digest}"));
+        let what = format!("blob {}@{digest}", r.name());
+        let range = format!("bytes={offset}-");
+        let headers: &[(&str, &str)] = if offset > 0 {
+            &[("Range", &range)]
+        } else {
+            &[]
+        };
+        let resp = self.request(r, Access::Pull, "GET", &url, headers, &mut Body::Empty)?;
+        let status = resp.status().as_u16();
+        let resp = expect_ok(resp, "GET", &url, &what)?;
+        let len = resp.body().content_length();
+        let mut reader: Box<dyn Read + Send> = Box::new(MapErr {
+            inner: resp.into_body().into_reader(),
+            url: url.clone(),
+        });
+        if offset > 0 && status != 206 {
+            io::copy(&mut (&mut reader).take(offset), &mut io::sink())
+                .map_err(|e| transport_io("GET", &url, e))?;
+        }
+        Ok((len, reader))
     }
 
     /// Does the repository have this blob? Returns its size.
@@ -756,6 +788,50 @@ pub fn verify_manifest_digest(
         check(dcd, "Docker-Content-Digest")?;
     }
     Ok(sha)
+}
+
+/// A blob body that resumes with a Range request when the connection breaks.
+struct Resuming {
+    client: Arc<Client>,
+    r: DockerRef,
+    digest: Digest,
+    inner: Box<dyn Read + Send>,
+    offset: u64,
+    /// Content-Length of the first response, to tell an early close from the end.
+    total: Option<u64>,
+    resumes_left: u32,
+}
+
+impl Read for Resuming {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let err = match self.inner.read(buf) {
+                Ok(0) if buf.is_empty() => return Ok(0),
+                Ok(0) if self.total.is_some_and(|t| self.offset < t) => io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("connection closed after {} bytes", self.offset),
+                ),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => e,
+            };
+            if self.resumes_left == 0 {
+                return Err(err);
+            }
+            self.resumes_left -= 1;
+            std::thread::sleep(self.client.opts.backoff);
+            match self
+                .client
+                .get_blob_from(&self.r, &self.digest, self.offset)
+            {
+                Ok((_, body)) => self.inner = body,
+                Err(e) => return Err(io::Error::other(format!("{err}; resuming failed: {e}"))),
+            }
+        }
+    }
 }
 
 struct MapErr<R> {

@@ -2,25 +2,26 @@
 //! manifests with their exact bytes.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use repro_oci::DockerRef;
 use repro_oci::digest::sha256_of;
 use repro_registry::{Client, ClientOptions};
 use repro_testkit::{Registry, TokenProxy};
 
-fn client() -> Client {
-    Client::new(ClientOptions {
+fn client() -> Arc<Client> {
+    Arc::new(Client::new(ClientOptions {
         insecure: true,
         auth_files: vec![],
         ..ClientOptions::default()
-    })
+    }))
 }
 
 fn reference(host: &str, repo: &str) -> DockerRef {
     DockerRef::parse(&format!("{host}/{repo}")).unwrap()
 }
 
-fn pull(c: &Client, r: &DockerRef, d: &repro_oci::Digest) -> Vec<u8> {
+fn pull(c: &Arc<Client>, r: &DockerRef, d: &repro_oci::Digest) -> Vec<u8> {
     let (_, mut body) = c.get_blob(r, d).unwrap();
     let mut v = Vec::new();
     body.read_to_end(&mut v).unwrap();

@@ -14,12 +14,12 @@ signed the link validly (and the product hash matches --artifact), 1 otherwise.
 """
 import hashlib
 import json
+import re
 import sys
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (Encoding, PublicFormat,
-                                                          load_pem_public_key)
+import base64
 
 
 def canonical(obj):
@@ -31,6 +31,20 @@ def keyid(raw):
     shim = {"keyid_hash_algorithms": ["sha256", "sha512"], "keytype": "ed25519",
             "keyval": {"public": raw.hex()}, "scheme": "ed25519"}
     return hashlib.sha256(canonical(shim)).hexdigest()
+
+
+def ed25519_raw_from_pem(pem):
+    """Raw 32-byte key from a PUBLIC KEY PEM. rebuilderd (in-toto-rs) writes the SPKI
+    with an explicit NULL algorithm parameter (30 2c 30 07 06 03 2b6570 0500 03 21 00 ..),
+    which OpenSSL's PEM loader rejects, so the DER is taken apart by hand."""
+    text = pem.decode("ascii", "replace")
+    m = re.search(r"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", text, re.S)
+    if not m:
+        return None
+    der = base64.b64decode("".join(m.group(1).split()))
+    if b"\x06\x03\x2b\x65\x70" not in der or der[-35:-32] != b"\x03\x21\x00":
+        return None
+    return der[-32:]
 
 
 def main(argv):
@@ -54,11 +68,11 @@ def main(argv):
     for path in args[1:]:
         with open(path, "rb") as f:
             pems = f.read()
-        key = load_pem_public_key(pems)
-        if not isinstance(key, Ed25519PublicKey):
-            print(f"{path}: not an Ed25519 key")
+        raw = ed25519_raw_from_pem(pems)
+        if raw is None:
+            print(f"{path}: not an Ed25519 SPKI public key")
             continue
-        raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        key = Ed25519PublicKey.from_public_bytes(raw)
         kid = keyid(raw)
         if kid not in sigs:
             print(f"{path}: keyid {kid} did not sign")
