@@ -127,11 +127,7 @@ pub fn run(g: &Global, a: &InspectArgs) -> Result<ExitCode> {
     let mut src = g.open_source(&r)?;
     let top = src.top_level()?;
     if a.raw && !a.config {
-        let bytes = match &top {
-            TopLevel::Index(i) => &i.raw.bytes,
-            TopLevel::Manifest(m) => &m.raw.bytes,
-        };
-        std::io::stdout().write_all(bytes)?;
+        std::io::stdout().write_all(&top.raw().bytes)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (index, manifest) = match top {

@@ -55,6 +55,22 @@ pub enum TopLevel {
     Manifest(ManifestDoc),
 }
 
+impl TopLevel {
+    /// The document's exact bytes and digest.
+    pub fn raw(&self) -> &Blob {
+        match self {
+            TopLevel::Index(i) => &i.raw,
+            TopLevel::Manifest(m) => &m.raw,
+        }
+    }
+    pub fn kind(&self) -> ManifestKind {
+        match self {
+            TopLevel::Index(i) => i.kind,
+            TopLevel::Manifest(m) => m.kind,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IndexDoc {
     pub raw: Blob,

@@ -83,8 +83,8 @@ pub fn copy(
 ) -> Result<CopyReport, TransportError> {
     let top = src.top_level()?;
     let mut report = CopyReport {
-        digest: top_blob(&top).digest.clone(),
-        media_type: top_media_type(&top).to_string(),
+        digest: top.raw().digest.clone(),
+        media_type: top.kind().media_type().to_string(),
         digest_kept: true,
         blobs_copied: 0,
         blobs_skipped: 0,
@@ -136,20 +136,6 @@ pub fn copy(
     put_top(dst, &manifest_doc.raw, manifest_doc.kind.media_type())?;
     finish(dst)?;
     Ok(report)
-}
-
-fn top_blob(t: &TopLevel) -> &Blob {
-    match t {
-        TopLevel::Index(i) => &i.raw,
-        TopLevel::Manifest(m) => &m.raw,
-    }
-}
-
-fn top_media_type(t: &TopLevel) -> &'static str {
-    match t {
-        TopLevel::Index(i) => i.kind.media_type(),
-        TopLevel::Manifest(m) => m.kind.media_type(),
-    }
 }
 
 fn blobs_of(m: &ImageManifest) -> Vec<&Descriptor> {

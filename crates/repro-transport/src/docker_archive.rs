@@ -245,10 +245,7 @@ impl DockerArchiveSource {
     }
     /// The synthesized manifest (skopeo's bytes).
     pub fn manifest_blob(&self) -> &Blob {
-        match &self.top {
-            TopLevel::Manifest(m) => &m.raw,
-            TopLevel::Index(i) => &i.raw,
-        }
+        self.top.raw()
     }
 }
 

@@ -301,10 +301,7 @@ mod tests {
     }
 
     fn raw(t: &TopLevel) -> &Blob {
-        match t {
-            TopLevel::Index(i) => &i.raw,
-            TopLevel::Manifest(m) => &m.raw,
-        }
+        t.raw()
     }
 
     #[test]

@@ -114,10 +114,7 @@ impl ImageSource for RegistrySource {
             store.put_bytes(&m.bytes)?;
         }
         if let Some(log) = &self.tag_log {
-            let mt = match &top {
-                TopLevel::Index(i) => i.kind.media_type(),
-                TopLevel::Manifest(m) => m.kind.media_type(),
-            };
+            let mt = top.kind().media_type();
             log.record(
                 &self.reference.registry,
                 &self.reference.repository,

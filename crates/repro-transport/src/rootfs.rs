@@ -198,10 +198,7 @@ impl RootfsSource {
     }
     /// The synthesized manifest, exact bytes.
     pub fn manifest_blob(&self) -> &Blob {
-        match &self.top {
-            TopLevel::Manifest(m) => &m.raw,
-            TopLevel::Index(i) => &i.raw,
-        }
+        self.top.raw()
     }
 }
 
@@ -259,10 +256,7 @@ pub(crate) fn single_manifest(
     desc: &Descriptor,
     input: &str,
 ) -> Result<TopLevel, TransportError> {
-    let raw = match top {
-        TopLevel::Manifest(m) => &m.raw,
-        TopLevel::Index(i) => &i.raw,
-    };
+    let raw = top.raw();
     if desc.digest() == &raw.digest && desc.size() == raw.size() {
         Ok(top.clone())
     } else {

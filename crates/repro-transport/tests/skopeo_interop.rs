@@ -139,10 +139,7 @@ fn layout() -> Layout {
 }
 
 fn manifest_raw(t: &TopLevel) -> &Blob {
-    match t {
-        TopLevel::Manifest(m) => &m.raw,
-        TopLevel::Index(i) => &i.raw,
-    }
+    t.raw()
 }
 
 fn read_all(mut r: impl Read) -> Vec<u8> {
