@@ -121,7 +121,7 @@ fn main() {
     let mo = median(&mut ours);
     let ms = median(&mut theirs);
     println!(
-        "copy registry -> oci: {:.1} MB image, {rounds} rounds: median repro-image {:.3}s, skopeo {:.3}s, ratio {:.2}x",
+        "copy registry -> oci: {:.1} MB of blobs (>= {min_mb} MB in >= {min_files} files uncompressed), {rounds} rounds: median repro-image {:.3}s, skopeo {:.3}s, ratio {:.2}x",
         bytes as f64 / 1e6,
         mo.as_secs_f64(),
         ms.as_secs_f64(),

@@ -55,6 +55,8 @@ mk tools 1.0 '
   printf "%s\n" "#!/usr/bin/bash" "echo \"# ca bundle of \$(< /etc/os-release)\" >/etc/ca-certificates/extracted/tls-ca-bundle.pem" >usr/bin/update-ca-trust
   printf "%s\n" "#!/usr/bin/bash" "d=/etc/pacman.d/gnupg" "[[ -d \$d ]] || { builtin echo mkdir needed; exit 1; }" "case \$1 in --init) echo \"random \$RANDOM\" >\$d/pubring.gpg; echo key >\$d/private-keys-v1.d.key; >\$d/S.gpg-agent;; --populate) echo populated >>\$d/trustdb.gpg;; esac" >usr/bin/pacman-key
   printf "%s\n" "#!/usr/bin/bash" "[[ \$1 == --root ]] || exit 2" "r=\$2" "echo \"alpm:x:946:946:Arch Linux Package Management:/:/usr/bin/nologin\" >>\$r/etc/passwd" "echo \"alpm:x:946:\" >>\$r/etc/group" "echo \"alpm:!*:\$(( \${SOURCE_DATE_EPOCH:-0} / 86400 ))::::::\" >>\$r/etc/shadow" >usr/bin/systemd-sysusers
+  install -m0755 /usr/bin/busybox usr/bin/busybox
+  for a in sed rm cat ls; do ln -s busybox usr/bin/$a; done
   chmod 0755 usr/bin/*
   install -d -m0700 etc/pacman.d/gnupg
 '
