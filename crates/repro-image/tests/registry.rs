@@ -572,3 +572,24 @@ fn docker_archive_round_trip_through_registry_keeps_config_and_diff_ids() {
     ));
     assert_eq!(a["digest"], pushed_digest);
 }
+
+#[test]
+fn plain_http_only_when_asked() {
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = small_image(&tmp.path().join("layout"));
+    skopeo_copy_to_registry(&img.layout, &reg, "test/img:v1");
+    let cache = tmp.path().join("cache");
+    let image = format!("docker://{}/test/img:v1", reg.host());
+    // Without --tls-verify=false only https is tried, and this registry speaks plain http.
+    let e = err(&cache, &["--retries=1", "inspect", &image]);
+    assert!(
+        e.contains(&format!("https://{}/v2/test/img/manifests/v1", reg.host())),
+        "{e}"
+    );
+    let j = json(&ok(
+        &cache,
+        &["--tls-verify=false", "--json", "inspect", &image],
+    ));
+    assert_eq!(j["manifest"]["digest"], img.manifest.digest);
+}
