@@ -12,8 +12,9 @@
 #   rb1, rb2 import the newest archive snapshot, rb3 the oldest (so rb3 has only the older
 #   version of what changed between the snapshots, e.g. bash 5.2.15-1 vs -2);
 #   rb2 does not import $RB_UNKNOWN_ON_RB2 (a package unknown to one rebuilder);
-#   rb2's worker builds $RB_DISPUTED in another BUILDDIR (a build environment that
-#   differs: GOOD on rb1 and rb3, BAD on rb2); `randomized` embeds random bytes: BAD on all.
+#   rb2's worker builds $RB_DISPUTED (default sed, same version in both snapshots) with
+#   SOURCE_DATE_EPOCH one day off (a build environment that differs: GOOD on rb1 and rb3,
+#   BAD on rb2); `randomized` embeds random bytes: BAD on all three.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +28,7 @@ RUN=$WORLD_DIR/run
 ENV_FILE=$WORLD_DIR/env
 CACHE=${RB_CACHE_DIR:-$repo/target/world-cache/rebuilders}
 TIMEOUT=${RB_TIMEOUT:-1800}
-RB_DISPUTED=${RB_DISPUTED:-edgecases}
+RB_DISPUTED=${RB_DISPUTED:-sed}
 RB_UNKNOWN_ON_RB2=${RB_UNKNOWN_ON_RB2:-busybox}
 NAMES=(rb1 rb2 rb3)
 
@@ -82,7 +83,7 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 port_free() {
-    python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+    python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
 # --- world inputs -----------------------------------------------------------------------
@@ -117,8 +118,11 @@ cache_key() {
         done
         sha256sum <"$here/rebuilders.sh"
         sha256sum <"$BACKEND"
-        [[ -f $here/makepkg.conf ]] && sha256sum <"$here/makepkg.conf"
-        [[ -d $here/pkgbuilds ]] && (cd "$here/pkgbuilds" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+        local f
+        for f in "$here/makepkg.conf" "$here/build-package.sh"; do
+            [[ -f $f ]] && sha256sum <"$f"
+        done
+        (cd "${REBUILDER_PKGBUILDS:-$here/pkgbuilds}" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
     } | sha256sum | cut -c1-16
 }
 
@@ -146,7 +150,7 @@ EOF
 # rebuilderd-worker $REBUILDERD_VERSION config for the test world (instance $n)
 endpoint = "http://127.0.0.1:$port"
 signup_secret = "$secret"
-idle_delay = 2
+idle_delay = 5
 
 [build]
 timeout = 1800
@@ -157,7 +161,7 @@ enabled = $diffo
 [backend."archlinux"]
 path = "$BACKEND"
 EOF
-    printf '%s\n' "$differs" >"$d/worker.builddir-differs"
+    printf '%s\n' "$differs" >"$d/worker.env-differs"
 }
 
 start_instance() {  # $1 name
@@ -168,7 +172,7 @@ start_instance() {  # $1 name
     if ! alive "$n" "bin/rebuilderd "; then
         (cd "$d/daemon" && exec setsid "${common[@]}" REBUILDERD_COOKIE_PATH="$d/auth-cookie" \
             "$TOOLS_ROOT/bin/rebuilderd" -c "$d/rebuilderd.conf" \
-            </dev/null >>"$d/rebuilderd.log" 2>&1) &
+            </dev/null >>"$d/rebuilderd.log" 2>&1 9>&-) &
         echo $! >"$(pidfile "$n")"
     fi
     local url=http://127.0.0.1:$port i
@@ -181,10 +185,10 @@ start_instance() {  # $1 name
     jq -r '.current[0]' "$d/public-keys.json" >"$d/public-key.pem"
     if ! alive "$n-worker" rebuilderd-worker; then
         (cd "$d/worker" && exec setsid "${common[@]}" \
-            REBUILDER_BUILDDIR_DIFFERS="$(cat "$d/worker.builddir-differs")" \
+            REBUILDER_ENV_DIFFERS="$(cat "$d/worker.env-differs")" \
             REBUILDER_PKGBUILDS="${REBUILDER_PKGBUILDS:-$here/pkgbuilds}" \
             "$TOOLS_ROOT/bin/rebuilderd-worker" -c "$d/worker.conf" connect \
-            </dev/null >>"$d/worker.log" 2>&1) &
+            </dev/null >>"$d/worker.log" 2>&1 9>&-) &
         echo $! >"$(pidfile "$n-worker")"
     fi
 }
@@ -294,6 +298,8 @@ save_cache() {
         cp "$STATE/$n/worker/rebuilder.v2.key" "$c/"
         echo "$ARCHIVE_URL" >"$c/archive-url"
     done
+    # one cached state is enough: drop those of other inputs
+    find "$CACHE" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
     log "saved rebuilder state to $CACHE/$key"
 }
 
@@ -337,7 +343,8 @@ cmd_up() {
     local key; key=$(cache_key)
 
     # fast path: same inputs, everything running, nothing pending
-    if [[ -f $STATE/key && $(cat "$STATE/key") == "$key" ]]; then
+    if [[ -f $STATE/key && $(cat "$STATE/key") == "$key" &&
+        $(cat "$STATE/archive-url" 2>/dev/null) == "$ARCHIVE_URL" ]]; then
         local up=1 n
         for n in "${NAMES[@]}"; do
             alive "$n" "bin/rebuilderd " && alive "$n-worker" rebuilderd-worker || up=0
@@ -358,8 +365,14 @@ cmd_up() {
     fi
 
     stop_all
-    # inputs changed or a fresh start: new state dirs, from the cache when it has this key
+    # inputs changed or a fresh start: new state dirs, from the cache when it has this key;
+    # the signing keys of daemon and worker outlive the state (stable public keys)
     local n secret port
+    for n in "${NAMES[@]}"; do
+        mkdir -p "$STATE/keys/$n"
+        [[ -f $STATE/$n/daemon/rebuilderd.sign.key ]] && cp "$STATE/$n/daemon/rebuilderd.sign.key" "$STATE/keys/$n/"
+        [[ -f $STATE/$n/worker/rebuilder.v2.key ]] && cp "$STATE/$n/worker/rebuilder.v2.key" "$STATE/keys/$n/"
+    done
     rm -rf "${STATE:?}"/rb?
     declare -A used=()
     for n in "${NAMES[@]}"; do
@@ -373,6 +386,8 @@ cmd_up() {
         mkdir -p "$STATE/ports"; echo "$port" >"$STATE/ports/$n"
         secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
         setup_instance "$n" "$port" "$secret"
+        [[ -f $STATE/keys/$n/rebuilderd.sign.key ]] && cp "$STATE/keys/$n/rebuilderd.sign.key" "$STATE/$n/daemon/"
+        [[ -f $STATE/keys/$n/rebuilder.v2.key ]] && cp "$STATE/keys/$n/rebuilder.v2.key" "$STATE/$n/worker/"
     done
 
     local cached=0
@@ -388,10 +403,19 @@ cmd_up() {
     fi
     wait_done
     echo "$key" >"$STATE/key"
+    echo "$ARCHIVE_URL" >"$STATE/archive-url"
     [[ $cached == 1 ]] || save_cache "$key"
     write_env
     log "up in $((SECONDS - t0))s: $(for n in "${NAMES[@]}"; do printf '%s=%s ' "$n" "$(instance_url "$n")"; done)"
 }
+
+# one up/down at a time per world (tests may run `world up` concurrently); the daemons and
+# workers are started with fd 9 closed, so they do not hold the lock
+if [[ ${1:-up} == up || ${1:-up} == down ]]; then
+    mkdir -p "$STATE"
+    exec 9>"$STATE/.lock"
+    flock -w "$((TIMEOUT + 300))" 9 || die "another rebuilders.sh holds $STATE/.lock"
+fi
 
 case ${1:-up} in
     up) cmd_up ;;

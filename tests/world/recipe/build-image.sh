@@ -39,25 +39,43 @@ revision=${IMAGE_REVISION:-0000000000000000000000000000000000000000}
 oci_tag=${IMAGE_OCI_TAG:-latest}
 
 rm -rf "$outdir"
-mkdir -p "$outdir/context/rootfs"
+mkdir -p "$outdir/context"
 exec > >(tee "$outdir/build.log") 2>&1
 echo "build-image: $(podman --version), $(skopeo --version)"
 
-# The rootfs, extracted as root with owners, modes, xattrs and ACLs (all owners are 0 anyway).
-tar -C "$outdir/context/rootfs" --numeric-owner --same-owner --xattrs --xattrs-include='*' --acls -xpf "$rootfs_tar"
+# As upstream's verify stage: the published repro.tar.zst must match its .SHA256 file (when
+# they lie next to the tarball) and decompress to exactly the tarball used.
+zst=$rootfs_tar.zst
+if [[ -f $zst && -f $zst.SHA256 ]]; then
+    (cd "$(dirname "$zst")" && sha256sum --quiet -c "$(basename "$zst").SHA256")
+    zstd -dc --long=27 "$zst" | cmp -s - "$rootfs_tar" || { echo "build-image: $zst does not decompress to $rootfs_tar" >&2; exit 1; }
+    echo "build-image: $(basename "$zst") verified against its SHA256 file"
+fi
+
+# The rootfs tarball goes into the context as it is, unless tampered with: then it is
+# extracted (as root: owners, modes, xattrs, ACLs kept), one package-owned file gets a line
+# appended (mtime kept), and it is packed again the recipe's way.
 if [[ -n ${IMAGE_TAMPER:-} ]]; then
+    x=$outdir/context/x
+    mkdir -p "$x"
+    tar -C "$x" --numeric-owner --same-owner --xattrs --xattrs-include='*' --acls -xpf "$rootfs_tar"
     f=${IMAGE_TAMPER_FILE:-}
     if [[ -z $f ]]; then
         for c in usr/bin/update-ca-trust usr/lib/os-release; do
-            if [[ -f $outdir/context/rootfs/$c && ! -L $outdir/context/rootfs/$c ]]; then f=$c; break; fi
+            if [[ -f $x/$c && ! -L $x/$c ]]; then f=$c; break; fi
         done
     fi
-    t=$outdir/context/rootfs/$f
+    t=$x/$f
     m=$(stat -c %Y "$t")
     printf '# tampered: this line is not in the package\n' >>"$t"
     touch --date="@$m" "$t"
     echo "build-image: tampered with /$f"
     echo "IMAGE_TAMPERED_FILE=/$f" >"$outdir/tamper.env"
+    tar --numeric-owner --xattrs --acls --sort=name --pax-option=delete=atime,delete=ctime \
+        -C "$x" -c . -f "$outdir/context/rootfs.tar"
+    rm -rf "$x"
+else
+    cp "$rootfs_tar" "$outdir/context/rootfs.tar"
 fi
 
 if [[ -n ${IMAGE_SDE:-} ]]; then
@@ -69,23 +87,26 @@ else
 fi
 sed -e "s/TEMPLATE_TITLE/$title/" -e "s/TEMPLATE_VERSION_ID/$IMAGE_VERSION/g" \
     -e "s/TEMPLATE_REVISION/$revision/" -e "s/TEMPLATE_CREATED/$created/" \
+    -e "s/TEMPLATE_ROOTFS_FILE/rootfs.tar/" \
     "$recipe/Dockerfile.template" >"$outdir/context/Dockerfile"
 
 storage=$outdir/storage
-podman=(podman --root "$storage/root" --runroot "$storage/run" --storage-driver vfs
+# podman refuses a runroot path longer than 50 characters: that one (locks, state) lives in /tmp.
+runroot=$(mktemp -d /tmp/repro-podman.XXXXXX)
+podman=(podman --root "$storage/root" --runroot "$runroot" --storage-driver vfs
     --cgroup-manager cgroupfs --events-backend file --tmpdir "$storage/tmp")
 mkdir -p "$storage/tmp"
 cleanup() {
     # vfs layers are plain directories; podman's own cleanup first, then the tree.
     "${podman[@]}" rmi --all --force >/dev/null 2>&1 || true
-    rm -rf "$storage" "$outdir/context/rootfs"
+    rm -rf "$storage" "$runroot" "$outdir/context/rootfs.tar"
 }
 trap cleanup EXIT
 tag=localhost/archlinux-world:build
 "${podman[@]}" build --isolation chroot --network host --pull=never \
     --format oci "${timestamp[@]}" -t "$tag" "$outdir/context"
 
-src="containers-storage:[vfs@$storage/root+$storage/run]$tag"
+src="containers-storage:[vfs@$storage/root+$runroot]$tag"
 export TMPDIR=$storage/tmp
 skopeo copy -q --dest-compress --dest-compress-format gzip "$src" "oci:$outdir/oci-gzip:$oci_tag"
 skopeo copy -q --dest-compress --dest-compress-format zstd "$src" "oci:$outdir/oci-zstd:$oci_tag"

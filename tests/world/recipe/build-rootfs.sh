@@ -18,7 +18,7 @@
 #                            --sort/--pax-option.
 #   RECIPE_KEYRING=FILE      armored public key(s) trusted for package signatures (default: the
 #                            world's tests/world/keys/packager.pub.asc; "none": SigLevel = Never).
-#   RECIPE_GROUP=base        the package (group) to install.
+#   RECIPE_GROUP=base        the package(s)/group(s) to install, space-separated ("base bulk").
 set -euo pipefail
 
 if [[ -z ${RECIPE_CLEAN_ENV:-} ]]; then
@@ -64,11 +64,26 @@ echo "build-rootfs: pacman $(pacman --version | sed -n 's/.*Pacman v\([^ ]*\).*/
 cp -r --preserve=timestamps "$recipe/rootfs" "$work/rootfs"
 sed -i "1iServer = $archive_url/repos/$snapshot/\$repo/os/\$arch" "$work/rootfs/etc/pacman.d/mirrorlist"
 
-# Host hooks masked (this host has none unless a pacman with hooks is installed; the dir exists).
+# Host hooks masked: each file of the host's /usr/share/libalpm/hooks is linked to /dev/null in
+# a hook dir that pacman reads after the rootfs's own usr/share/libalpm/hooks, so a package hook
+# of the same name is masked. Upstream's build host is Arch with (at least) the base set
+# installed, so every hook of the packages going into the rootfs is masked there. This Debian
+# host has no such hooks: the Arch host is emulated by taking the hook names as well from the
+# snapshot's files databases (every usr/share/libalpm/hooks/* that any of its packages ships).
 mkdir -p "$BUILDDIR/alpm-hooks/usr/share/libalpm/hooks"
-if [[ -d /usr/share/libalpm/hooks ]]; then
-    find /usr/share/libalpm/hooks -type f -exec ln -sf /dev/null "$BUILDDIR/alpm-hooks"{} \;
-fi
+hooks=$(
+    if [[ -d /usr/share/libalpm/hooks ]]; then
+        find /usr/share/libalpm/hooks -mindepth 1 -maxdepth 1 -printf '%f\n'
+    fi
+    for repo in core extra; do
+        curl -fsS "$archive_url/repos/$snapshot/$repo/os/x86_64/$repo.files" |
+            bsdtar -xOf - '*/files' | sed -n 's|^usr/share/libalpm/hooks/\(..*\)$|\1|p'
+    done
+)
+for h in $(printf '%s\n' "$hooks" | LC_ALL=C sort -u); do
+    ln -sf /dev/null "$BUILDDIR/alpm-hooks/usr/share/libalpm/hooks/$h"
+    echo "build-rootfs: hook masked: $h"
+done
 
 # pacman.conf: devtools' extra.conf + the NoExtract list goes into the rootfs; the build uses a
 # copy with the Include paths rewritten into the overlay.
@@ -84,6 +99,9 @@ if [[ $keyring == none ]]; then
 else
     gpgdir=$work/gnupg
     mkdir -m700 "$gpgdir"
+    # as pacman-key --init: an existing (empty) pubring.gpg keeps gpg on the keyring file pacman
+    # checks for
+    touch "$gpgdir/pubring.gpg" "$gpgdir/trustdb.gpg"
     gpg --homedir "$gpgdir" --batch --quiet --import "$keyring"
     gpg --homedir "$gpgdir" --batch --with-colons --import-options show-only --import "$keyring" |
         awk -F: '$1 == "fpr" { print $10 ":6:" }' | gpg --homedir "$gpgdir" --batch --quiet --import-ownertrust
@@ -125,7 +143,7 @@ echo "build-rootfs: pacman -Sy $group"
         --config "$work/pacman.conf" \
         --noscriptlet \
         --logfile /dev/null \
-        --hookdir "$BUILDDIR/alpm-hooks/usr/share/libalpm/hooks/" "$group"
+        --hookdir "$BUILDDIR/alpm-hooks/usr/share/libalpm/hooks/" $group
 
 unset FAKECHROOT_CMD_SUBST
 # The chroot steps, each in its own fakechroot + fakeroot session as the recipe runs them.

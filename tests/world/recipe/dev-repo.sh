@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Development stand-in for the world's archive, used only while $WORLD_DIR/archive is not there
-# (and by check-images.sh --dev): a tiny Arch-Archive-shaped repo of a few trivial packages made
+# : a tiny Arch-Archive-shaped repo of a few trivial packages made
 # with makepkg (as `nobody`; makepkg refuses root) and repo-add. Unsigned.
 #
 #   dev-repo.sh OUTDIR      -> OUTDIR/repos/2026/11/01/{core,extra}/os/x86_64/
@@ -90,6 +90,17 @@ done
 repo=$out/repos/2026/11/01/core/os/x86_64
 rm -rf "$out"; mkdir -p "$repo" "$out/repos/2026/11/01/extra/os/x86_64"
 cp "$work"/pkgs/*.pkg.tar.zst "$repo/"
+# Signed with the world's test packager key when its secret half is there (as the world signs).
+key=$(dirname "$(realpath "$0")")/../keys/packager.secret.asc
+if [[ -f $key ]]; then
+    export GNUPGHOME=$work/gnupg
+    mkdir -m700 "$GNUPGHOME"
+    gpg --batch -q --import "$key"
+    for p in "$repo"/*.pkg.tar.zst; do
+        gpg --batch -q --faked-system-time "$(date -u -d @$sde +%Y%m%dT%H%M%S)!" --detach-sign --no-armor "$p" 2>/dev/null
+    done
+    gpgconf --kill all
+fi
 repo-add -q "$repo/core.db.tar.gz" "$repo"/*.pkg.tar.zst
 repo-add -q "$out/repos/2026/11/01/extra/os/x86_64/extra.db.tar.gz"
 ls -la "$repo"
