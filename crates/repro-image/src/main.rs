@@ -18,6 +18,7 @@ use repro_transport::registry::RegistrySource;
 
 mod copy_cmd;
 mod inspect;
+mod packages;
 mod progress;
 
 #[derive(Parser)]
@@ -87,6 +88,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Copy an image between docker://, oci: and docker-archive:, keeping digests.
     Copy(copy_cmd::CopyArgs),
+    /// List the pacman packages installed in an image (or in a directory with --rootfs).
+    Packages(packages::PackagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(&cli.global, a),
         Command::Copy(a) => copy_cmd::run(&cli.global, a),
+        Command::Packages(a) => packages::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

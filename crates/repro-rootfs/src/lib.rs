@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use repro_oci::Digest;
@@ -123,6 +124,10 @@ pub struct Node {
     pub device: Option<(u32, u32)>,
     /// Index of the layer the entry came from.
     pub layer: usize,
+    /// The file's bytes, when the applier was asked to capture this path (see [`Capture`]);
+    /// hardlinks share their target's. Dropped with the entry by whiteouts and replacements.
+    #[serde(skip)]
+    pub content: Option<Arc<[u8]>>,
 }
 
 /// Something a runtime would accept but that deserves a look.
@@ -131,6 +136,43 @@ pub struct Flag {
     pub layer: usize,
     pub entry: String,
     pub message: String,
+}
+
+/// Which files' bytes to keep while streaming, and how many.
+///
+/// Meant for small metadata files (a package manager's database, `etc/os-release`): every
+/// captured byte stays in memory, so both caps are enforced and exceeding either is an error
+/// naming the layer and entry rather than a silent omission.
+pub struct Capture {
+    /// Called with each regular file's normalised path.
+    pub select: Box<dyn Fn(&TreePath) -> bool + Send + Sync>,
+    /// Largest single file captured.
+    pub max_file: u64,
+    /// Most bytes captured in total, over all layers (replaced files still count).
+    pub max_total: u64,
+}
+
+impl Capture {
+    pub const DEFAULT_MAX_FILE: u64 = 16 * 1024 * 1024;
+    pub const DEFAULT_MAX_TOTAL: u64 = 1024 * 1024 * 1024;
+
+    /// Capture the files `select` accepts, with the default caps.
+    pub fn new(select: impl Fn(&TreePath) -> bool + Send + Sync + 'static) -> Self {
+        Capture {
+            select: Box::new(select),
+            max_file: Self::DEFAULT_MAX_FILE,
+            max_total: Self::DEFAULT_MAX_TOTAL,
+        }
+    }
+}
+
+impl fmt::Debug for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capture")
+            .field("max_file", &self.max_file)
+            .field("max_total", &self.max_total)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +198,44 @@ impl Tree {
     pub fn get(&self, path: &str) -> Option<&Node> {
         let p = normalize(path.as_bytes()).ok()?.0;
         self.entries.get(&p)
+    }
+
+    /// The captured bytes of `path` (see [`Capture`]); `None` if there is no such entry or
+    /// its content was not captured.
+    pub fn content(&self, path: &str) -> Option<&Arc<[u8]>> {
+        self.get(path)?.content.as_ref()
+    }
+
+    /// The names directly below the directory `path`, sorted by bytes, each with its node;
+    /// a name that only appears as the parent of deeper entries (a tar need not list every
+    /// directory) comes with `None`. Empty if nothing is below `path`.
+    pub fn children(&self, path: &str) -> Vec<(&[u8], Option<&Node>)> {
+        let Ok((dir, _)) = normalize(path.as_bytes()) else {
+            return Vec::new();
+        };
+        let below: Box<dyn Iterator<Item = (&TreePath, &Node)>> = if dir.is_root() {
+            Box::new(self.entries.iter())
+        } else {
+            Box::new(
+                self.entries
+                    .range(dir.clone()..)
+                    .take_while(|(p, _)| p.0.starts_with(&dir.0)),
+            )
+        };
+        let skip = if dir.is_root() { 0 } else { dir.0.len() + 1 };
+        let mut out: BTreeMap<&[u8], Option<&Node>> = BTreeMap::new();
+        for (p, n) in below.filter(|(p, _)| p.is_under(&dir)) {
+            let rest = &p.0[skip..];
+            match rest.iter().position(|&b| b == b'/') {
+                None => {
+                    out.insert(rest, Some(n));
+                }
+                Some(i) => {
+                    out.entry(&rest[..i]).or_insert(None);
+                }
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// Remove `path` and everything below it whose layer is lower than `layer`.
@@ -236,11 +316,21 @@ fn normalize(name: &[u8]) -> Result<(TreePath, bool), String> {
 pub struct Applier {
     tree: Tree,
     next_layer: usize,
+    capture: Option<Capture>,
+    captured_total: u64,
 }
 
 impl Applier {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An applier that keeps the bytes of the files `capture` selects.
+    pub fn with_capture(capture: Capture) -> Self {
+        Applier {
+            capture: Some(capture),
+            ..Self::default()
+        }
     }
 
     /// Apply one uncompressed layer tar, streamed.
@@ -302,7 +392,7 @@ impl Applier {
                     &format!("below symlink {link}: a runtime would follow it on extraction"),
                 );
             }
-            let node = self.read_node(layer, &mut entry, &shown)?;
+            let node = self.read_node(layer, &mut entry, &shown, &path)?;
             // A non-directory replaces a directory with everything below it.
             if node.kind != Kind::Dir {
                 self.tree.remove_children(&path);
@@ -325,6 +415,7 @@ impl Applier {
         layer: usize,
         entry: &mut tar::Entry<'_, R>,
         shown: &str,
+        path: &TreePath,
     ) -> Result<Node, RootfsError> {
         let hostile = |reason: String| RootfsError::Hostile {
             layer,
@@ -403,8 +494,28 @@ impl Applier {
             _ => None,
         };
         let link_raw = entry.link_name_bytes().map(|l| l.into_owned());
+        let mut content = None;
         let (size, sha256, link_target) = match kind {
             Kind::File => {
+                let mut kept: Option<Vec<u8>> = None;
+                if let Some(c) = self.capture.as_ref().filter(|c| (c.select)(path)) {
+                    let declared = entry.header().size().unwrap_or(u64::MAX);
+                    if declared > c.max_file {
+                        return Err(hostile(format!(
+                            "{declared} bytes, more than the {} bytes a captured file may have",
+                            c.max_file
+                        )));
+                    }
+                    if self.captured_total.saturating_add(declared) > c.max_total {
+                        return Err(hostile(format!(
+                            "capturing its {declared} bytes would exceed the total of {} bytes \
+                             for captured files",
+                            c.max_total
+                        )));
+                    }
+                    self.captured_total += declared;
+                    kept = Some(Vec::with_capacity(declared as usize));
+                }
                 let mut hasher = Hasher::new(&DigestAlgorithm::Sha256);
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut size = 0u64;
@@ -416,8 +527,19 @@ impl Applier {
                         Err(e) => return Err(hostile(format!("reading content: {e}"))),
                     };
                     hasher.update(&buf[..n]);
+                    if let Some(k) = kept.as_mut() {
+                        // Sparse entries may hold more than their header says.
+                        let cap = self.capture.as_ref().map_or(0, |c| c.max_file);
+                        if (k.len() + n) as u64 > cap {
+                            return Err(hostile(format!(
+                                "more than the {cap} bytes a captured file may have"
+                            )));
+                        }
+                        k.extend_from_slice(&buf[..n]);
+                    }
                     size += n as u64;
                 }
+                content = kept.map(Arc::from);
                 (size, Some(hasher.finish()), None)
             }
             Kind::Hardlink => {
@@ -433,6 +555,7 @@ impl Applier {
                         t.kind
                     )));
                 }
+                content = t.content.clone();
                 (t.size, t.sha256.clone(), Some(target.display()))
             }
             Kind::Symlink => {
@@ -459,6 +582,7 @@ impl Applier {
             mtime_nsec,
             device,
             layer,
+            content,
         })
     }
 

@@ -242,3 +242,98 @@ fn root_children_removal_covers_names_sorting_before_the_dot() {
     let t = apply(&[l0, l1]).unwrap();
     assert_eq!(paths(&t), ["new"]);
 }
+
+fn capture_under(prefix: &'static str) -> Capture {
+    Capture::new(move |p: &TreePath| p.as_bytes().starts_with(prefix.as_bytes()))
+}
+
+fn apply_capturing(capture: Capture, layers: &[Vec<u8>]) -> Result<Tree, RootfsError> {
+    let mut a = Applier::with_capture(capture);
+    for l in layers {
+        a.apply_layer(&l[..])?;
+    }
+    Ok(a.finish())
+}
+
+#[test]
+fn capture_keeps_selected_contents_and_hardlinks_share_them() {
+    let l0 = T::new()
+        .dir("db", 0o755)
+        .file("db/a", b"alpha", 0o644)
+        .file("other", b"not kept", 0o644)
+        .bytes();
+    let l1 = T::new()
+        .link(tar::EntryType::Link, "db/b", "db/a")
+        .link(tar::EntryType::Link, "elsewhere", "db/a")
+        .bytes();
+    let t = apply_capturing(capture_under("db/"), &[l0, l1]).unwrap();
+    assert_eq!(t.content("db/a").map(|c| &c[..]), Some(&b"alpha"[..]));
+    assert_eq!(t.content("/db/b").map(|c| &c[..]), Some(&b"alpha"[..]));
+    // A hardlink outside the selection shares its target's content too.
+    assert_eq!(t.content("elsewhere").map(|c| &c[..]), Some(&b"alpha"[..]));
+    assert!(t.content("other").is_none());
+    assert!(t.get("other").unwrap().content.is_none());
+    // Content never goes to JSON.
+    let json = serde_json::to_string(&t).unwrap();
+    assert!(!json.contains("content"), "{json}");
+}
+
+#[test]
+fn captured_content_goes_with_whiteouts_and_replacements() {
+    let l0 = T::new()
+        .file("db/pkg-1/desc", b"one", 0o644)
+        .file("db/pkg-2/desc", b"two", 0o644)
+        .file("db/x", b"x0", 0o644)
+        .bytes();
+    let l1 = T::new()
+        .file("db/.wh.pkg-1", b"", 0o644)
+        .file("db/x", b"x1", 0o644)
+        .bytes();
+    let t = apply_capturing(capture_under("db/"), &[l0, l1]).unwrap();
+    assert!(t.get("db/pkg-1/desc").is_none());
+    assert_eq!(
+        t.content("db/pkg-2/desc").map(|c| &c[..]),
+        Some(&b"two"[..])
+    );
+    assert_eq!(t.content("db/x").map(|c| &c[..]), Some(&b"x1"[..]));
+    let names: Vec<String> = t
+        .children("db")
+        .iter()
+        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert_eq!(names, ["pkg-2", "x"]);
+    let db = t.children("db");
+    assert!(db[0].1.is_none(), "pkg-2 is only implied by db/pkg-2/desc");
+    assert_eq!(db[1].1.map(|n| n.kind), Some(Kind::File));
+    assert_eq!(t.children("").len(), 1, "only db at the root");
+    assert!(t.children("nothing").is_empty());
+}
+
+#[test]
+fn capture_caps_are_errors_naming_the_entry() {
+    let mut c = capture_under("db/");
+    c.max_file = 4;
+    let e = apply_capturing(c, &[T::new().file("db/big", b"12345", 0o644).bytes()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 0") && e.contains("db/big") && e.contains("5 bytes"),
+        "{e}"
+    );
+
+    let mut c = capture_under("db/");
+    c.max_total = 6;
+    let l0 = T::new().file("db/a", b"1234", 0o644).bytes();
+    let l1 = T::new().file("db/b", b"1234", 0o644).bytes();
+    let e = apply_capturing(c, &[l0, l1]).unwrap_err().to_string();
+    assert!(
+        e.contains("layer 1") && e.contains("db/b") && e.contains("total"),
+        "{e}"
+    );
+
+    // Files outside the selection are not limited.
+    let mut c = capture_under("db/");
+    c.max_file = 1;
+    let t = apply_capturing(c, &[T::new().file("big", b"12345", 0o644).bytes()]).unwrap();
+    assert_eq!(t.get("big").unwrap().size, 5);
+}

@@ -16,6 +16,7 @@ pub mod docker_archive;
 pub mod oci;
 pub mod registry;
 pub mod rootfs;
+pub mod tree;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -30,6 +31,12 @@ pub enum TransportError {
     /// The input is not what its transport says, or is hostile; names input and problem.
     #[error("{input}: {reason}")]
     Invalid { input: String, reason: String },
+    /// A layer that cannot be applied (hostile entry, broken tar, capture cap exceeded).
+    #[error("{input}: {source}")]
+    Rootfs {
+        input: String,
+        source: repro_rootfs::RootfsError,
+    },
     #[error("{input}: {what} not found")]
     NotFound { input: String, what: String },
 }

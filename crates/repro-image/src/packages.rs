@@ -1,0 +1,230 @@
+//! `repro-image packages`: the pacman packages installed in an image (or in a directory
+//! with `--rootfs DIR`), read from the local database.
+//!
+//! The `--json` output follows docs/packages-json.md (schema "repro-image/packages/v1").
+//! Exit status: 0 when every package could be read, 2 when some could not (after printing
+//! what could) or on any other error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use repro_inventory::{HostDir, Inventory, Package, ReadError, SyncDb, TreeView};
+use repro_oci::Digest;
+use repro_rootfs::Applier;
+use serde::Serialize;
+
+use crate::Global;
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("root").required(true).args(["image", "rootfs"]))]
+pub struct PackagesArgs {
+    /// The image (docker://…, oci:DIR[:ref], docker-archive:FILE[:ref], rootfs:FILE, or name[:tag][@digest]).
+    image: Option<String>,
+    /// Read a directory instead of an image (e.g. `--rootfs /` on an Arch system).
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+pub struct PackagesReport<'a> {
+    pub schema: &'static str,
+    pub source: Source,
+    /// Is there a var/lib/pacman/local at all?
+    pub local_db: bool,
+    pub db_version: Option<u32>,
+    pub os_release: Option<&'a repro_inventory::OsRelease>,
+    pub packages: &'a [Package],
+    pub sync_dbs: &'a [SyncDb],
+    pub errors: &'a [ReadError],
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct Source {
+    /// "image" or "rootfs".
+    pub kind: &'static str,
+    /// The image in transport spelling, or the directory.
+    pub reference: String,
+    /// The image manifest read (images only).
+    pub manifest_digest: Option<Digest>,
+}
+
+pub fn run(g: &Global, a: &PackagesArgs) -> Result<ExitCode> {
+    let (inv, source, mut warnings) = match (&a.image, &a.rootfs) {
+        (_, Some(dir)) => {
+            anyhow::ensure!(dir.is_dir(), "--rootfs {}: not a directory", dir.display());
+            let inv = repro_inventory::read(&HostDir::new(dir))?;
+            let source = Source {
+                kind: "rootfs",
+                reference: dir.display().to_string(),
+                manifest_digest: None,
+            };
+            (inv, source, Vec::new())
+        }
+        (Some(image), None) => {
+            let r = crate::parse_image(image)?;
+            let mut src = g.open_source(&r)?;
+            let manifest = repro_transport::tree::resolve_manifest(src.as_mut(), &g.platform)?;
+            let tree = repro_transport::tree::build_tree(
+                src.as_mut(),
+                &manifest.manifest,
+                Applier::with_capture(repro_inventory::capture()),
+            )
+            .with_context(|| format!("reading the layers of {}", src.describe()))?;
+            let inv = repro_inventory::read(&TreeView::new(&tree, src.describe()))?;
+            let mut warnings = src.warnings();
+            warnings.extend(
+                tree.flags
+                    .iter()
+                    .map(|f| format!("layer {}: {:?}: {}", f.layer, f.entry, f.message)),
+            );
+            let source = Source {
+                kind: "image",
+                reference: src.describe(),
+                manifest_digest: Some(manifest.raw.digest.clone()),
+            };
+            (inv, source, warnings)
+        }
+        (None, None) => anyhow::bail!("give an IMAGE or --rootfs DIR"),
+    };
+    if !inv.local_db {
+        warnings.push(format!(
+            "{}: no pacman local database (var/lib/pacman/local)",
+            source.reference
+        ));
+    }
+    warnings.extend(inv.warnings.iter().cloned());
+    let report = PackagesReport {
+        schema: "repro-image/packages/v1",
+        source,
+        local_db: inv.local_db,
+        db_version: inv.db_version,
+        os_release: inv.os_release.as_ref(),
+        packages: &inv.packages,
+        sync_dbs: &inv.sync_dbs,
+        errors: &inv.errors,
+        warnings,
+    };
+    let mut out = std::io::stdout().lock();
+    if g.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_human(&mut out, &inv, &report)?;
+    }
+    out.flush()?;
+    if !g.quiet {
+        for w in &report.warnings {
+            eprintln!("repro-image: warning: {w}");
+        }
+    }
+    for e in &inv.errors {
+        eprintln!("repro-image: error: {e}");
+    }
+    Ok(if inv.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(",")
+    }
+}
+
+fn print_human(out: &mut impl Write, inv: &Inventory, r: &PackagesReport) -> std::io::Result<()> {
+    writeln!(out, "Source:     {}", r.source.reference)?;
+    if let Some(d) = &r.source.manifest_digest {
+        writeln!(out, "Manifest:   {d}")?;
+    }
+    writeln!(
+        out,
+        "Local db:   {}",
+        match (r.local_db, r.db_version) {
+            (false, _) => "none".to_string(),
+            (true, Some(v)) => format!("version {v}"),
+            (true, None) => "version unknown".to_string(),
+        }
+    )?;
+    writeln!(out, "Packages:   {}", inv.packages.len())?;
+    let header = [
+        "NAME",
+        "VERSION",
+        "ARCH",
+        "BASE",
+        "BUILD DATE",
+        "INSTALL DATE",
+        "PACKAGER",
+        "SIZE",
+        "VALIDATION",
+        "LICENSES",
+        "DEPENDS",
+        "PROVIDES",
+        "REASON",
+    ];
+    let rows: Vec<[String; 13]> = inv
+        .packages
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                p.version.clone(),
+                p.arch.clone(),
+                p.base.clone(),
+                repro_inventory::rfc3339(p.build_date),
+                repro_inventory::rfc3339(p.install_date),
+                p.packager.clone(),
+                p.installed_size.to_string(),
+                list(&p.validation),
+                list(&p.licenses),
+                list(&p.depends),
+                list(&p.provides),
+                p.reason.as_str().to_string(),
+            ]
+        })
+        .collect();
+    // Align every column but the last few, whose lists can be long.
+    let aligned = 9;
+    let mut width = [0usize; 13];
+    for row in std::iter::once(&header.map(String::from)).chain(&rows) {
+        for (w, c) in width.iter_mut().zip(row).take(aligned) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |row: &[String; 13]| -> String {
+        let mut s = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            if i < aligned {
+                s.push_str(&format!("{c:<w$}", w = width[i]));
+            } else {
+                s.push_str(c);
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(&header.map(String::from)))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    for db in &inv.sync_dbs {
+        writeln!(
+            out,
+            "Sync db:    {} ({}, {}): {} packages",
+            db.file,
+            db.compression,
+            db.sha256,
+            db.packages.len()
+        )?;
+    }
+    Ok(())
+}

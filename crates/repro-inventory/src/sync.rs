@@ -1,0 +1,210 @@
+//! Sync databases an image may still carry: `var/lib/pacman/sync/<repo>.db`, a tar of
+//! `<name>-<version>/desc` compressed with gzip, zstd or xz (told apart by magic bytes).
+
+use std::io::Read;
+use std::str::FromStr;
+
+use alpm_repo_db::desc::{RepoDescFile, SectionKeyword};
+use repro_oci::Compression;
+use serde::Serialize;
+
+use crate::{DB_PATH, Inventory, InventoryError, ReadError, RootView};
+
+/// Largest `desc` member read from a sync db.
+const MAX_DESC: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub filename: String,
+    pub sha256: String,
+    pub compressed_size: u64,
+    pub installed_size: u64,
+    pub build_date: i64,
+    pub packager: String,
+    /// Does the entry carry `%PGPSIG%`?
+    pub pgpsig: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncDb {
+    /// Path relative to the root.
+    pub file: String,
+    /// The repository name (file name without `.db`).
+    pub repo: String,
+    pub compression: String,
+    /// sha256 of the db file.
+    pub sha256: String,
+    /// Sorted by name, then version.
+    pub packages: Vec<SyncPackage>,
+    /// Entries without `%BASE%` (repo-add before pacman 5.1 left it out when it equalled
+    /// `%NAME%`); read with the name as base.
+    pub missing_base: usize,
+}
+
+pub(crate) fn read_sync(root: &dyn RootView, inv: &mut Inventory) -> Result<(), InventoryError> {
+    let dir = format!("{DB_PATH}/sync");
+    let Some(entries) = root.read_dir(&dir)? else {
+        return Ok(());
+    };
+    for e in entries {
+        let Some(repo) = e.name.strip_suffix(".db") else {
+            continue;
+        };
+        if e.is_dir {
+            continue;
+        }
+        let file = format!("{dir}/{}", e.name);
+        let bytes = match root.read_file(&file) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(err) => {
+                inv.errors.push(ReadError {
+                    path: file,
+                    package: None,
+                    message: err.reason,
+                });
+                continue;
+            }
+        };
+        let (db, errors) = parse_sync_db(&file, repo, &bytes);
+        inv.errors.extend(errors);
+        inv.sync_dbs.extend(db);
+    }
+    Ok(())
+}
+
+/// Parse one sync db. Entries that cannot be parsed are errors naming `file:member`; the
+/// others are still returned.
+pub fn parse_sync_db(file: &str, repo: &str, bytes: &[u8]) -> (Option<SyncDb>, Vec<ReadError>) {
+    let mut errors = Vec::new();
+    let err = |path: String, message: String| ReadError {
+        path,
+        package: None,
+        message,
+    };
+    let compression = Compression::detect(bytes);
+    let stream: Box<dyn Read + '_> = match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
+        Compression::Zstd => match zstd::stream::read::Decoder::new(bytes) {
+            Ok(d) => Box::new(d),
+            Err(e) => return (None, vec![err(file.into(), format!("zstd: {e}"))]),
+        },
+        Compression::Xz => Box::new(xz2::read::XzDecoder::new(bytes)),
+        Compression::None if bytes.len() > 262 && &bytes[257..262] == b"ustar" => Box::new(bytes),
+        other => {
+            return (
+                None,
+                vec![err(
+                    file.into(),
+                    format!("not a gzip, zstd or xz compressed tar ({other:?})"),
+                )],
+            );
+        }
+    };
+    let mut packages = Vec::new();
+    let mut based = 0;
+    let mut archive = tar::Archive::new(stream);
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => return (None, vec![err(file.into(), format!("tar: {e}"))]),
+    };
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(err(file.into(), format!("tar: {e}")));
+                break;
+            }
+        };
+        let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if !entry.header().entry_type().is_file() || !member.ends_with("/desc") {
+            continue;
+        }
+        let at = format!("{file}:{member}");
+        let mut text = Vec::new();
+        if let Err(e) = (&mut entry).take(MAX_DESC + 1).read_to_end(&mut text) {
+            errors.push(err(at, format!("tar: {e}")));
+            break;
+        }
+        if text.len() as u64 > MAX_DESC {
+            errors.push(err(at, format!("larger than {MAX_DESC} bytes")));
+            continue;
+        }
+        let Ok(text) = String::from_utf8(text) else {
+            errors.push(err(at, "not UTF-8".into()));
+            continue;
+        };
+        match parse_repo_desc(&text) {
+            Ok((d, base_added)) => {
+                based += usize::from(base_added);
+                packages.push(sync_package(&d));
+            }
+            Err(e) => errors.push(err(at, crate::local::parser_message(&e.to_string(), &text))),
+        }
+    }
+    packages.sort_by(|a: &SyncPackage, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    let db = SyncDb {
+        file: file.to_string(),
+        repo: repo.to_string(),
+        compression: match compression {
+            Compression::None => "none".into(),
+            c => c.as_str().to_string(),
+        },
+        sha256: repro_oci::digest::sha256_of(bytes).to_string(),
+        packages,
+        missing_base: based,
+    };
+    (Some(db), errors)
+}
+
+/// Parse a sync `desc`; an entry without `%BASE%` is read with `%BASE%` = `%NAME%`, as
+/// older repo-add wrote them and as pacman reads them (the bool says so).
+fn parse_repo_desc(text: &str) -> Result<(RepoDescFile, bool), alpm_repo_db::Error> {
+    match RepoDescFile::from_str(text) {
+        Err(alpm_repo_db::Error::MissingSection(SectionKeyword::Base)) => {
+            let name = section_value(text, "%NAME%").unwrap_or_default();
+            let patched = format!("%BASE%\n{name}\n\n{text}");
+            RepoDescFile::from_str(&patched).map(|d| (d, true))
+        }
+        other => other.map(|d| (d, false)),
+    }
+}
+
+/// The first line after a section header.
+pub(crate) fn section_value<'a>(text: &'a str, header: &str) -> Option<&'a str> {
+    let mut lines = text.lines();
+    lines.find(|l| *l == header)?;
+    lines.next()
+}
+
+fn sync_package(d: &RepoDescFile) -> SyncPackage {
+    match d {
+        RepoDescFile::V1(d) => SyncPackage {
+            name: d.name.to_string(),
+            version: d.version.to_string(),
+            arch: d.arch.to_string(),
+            filename: d.file_name.to_string(),
+            sha256: d.sha256_checksum.to_string(),
+            compressed_size: d.compressed_size,
+            installed_size: d.installed_size,
+            build_date: d.build_date,
+            packager: d.packager.to_string(),
+            pgpsig: true,
+        },
+        RepoDescFile::V2(d) => SyncPackage {
+            name: d.name.to_string(),
+            version: d.version.to_string(),
+            arch: d.arch.to_string(),
+            filename: d.file_name.to_string(),
+            sha256: d.sha256_checksum.to_string(),
+            compressed_size: d.compressed_size,
+            installed_size: d.installed_size,
+            build_date: d.build_date,
+            packager: d.packager.to_string(),
+            pgpsig: d.pgp_signature.is_some(),
+        },
+    }
+}
