@@ -17,9 +17,11 @@ use repro_transport::ImageSource;
 use repro_transport::registry::RegistrySource;
 
 mod copy_cmd;
+mod files;
 mod inspect;
 mod packages;
 mod progress;
+mod sbom;
 
 #[derive(Parser)]
 #[command(
@@ -90,6 +92,10 @@ enum Command {
     Copy(copy_cmd::CopyArgs),
     /// List the pacman packages installed in an image (or in a directory with --rootfs).
     Packages(packages::PackagesArgs),
+    /// Account for every file: package, modified, unowned or missing (or --rootfs DIR).
+    Files(files::FilesArgs),
+    /// SPDX 2.3 or CycloneDX 1.6 JSON for the pacman packages in an image (or --rootfs DIR).
+    Sbom(sbom::SbomArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(&cli.global, a),
         Command::Copy(a) => copy_cmd::run(&cli.global, a),
         Command::Packages(a) => packages::run(&cli.global, a),
+        Command::Sbom(a) => sbom::run(&cli.global, a),
+        Command::Files(a) => files::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,
