@@ -37,6 +37,16 @@ cfg() { skopeo inspect --config "$1" | python3 -c "import json,sys; c=json.load(
 tmp=$(mktemp -d "$WORLD_DIR/tmp/check-images.XXXXXX" 2>/dev/null || { mkdir -p "$WORLD_DIR/tmp"; mktemp -d "$WORLD_DIR/tmp/check-images.XXXXXX"; })
 trap 'rm -rf "$tmp"' EXIT
 
+# 0. the rootfs names the published Archive, not this world's server (whose port changes from
+#    world to world), so the reference images are the same in every world
+first=$(tar -xOf "$ref_tar" ./etc/pacman.d/mirrorlist | head -n1)
+expect_eq "mirrorlist names the published Archive" "$first" "Server = https://archive.archlinux.org/repos/$snapshot/\$repo/os/\$arch"
+if tar -xOf "$ref_tar" ./etc/pacman.d/mirrorlist | grep -qF "$archive_url"; then
+    fail "the rootfs mentions this world's archive server $archive_url"
+else
+    ok "no trace of this world's archive server in the mirrorlist"
+fi
+
 ref_oci=$(need WORLD_OCI_REPRO_NONE)
 version=$(cfg "$ref_oci" 'c["config"]["Labels"]["org.opencontainers.image.version"]')
 revision=$(cfg "$ref_oci" 'c["config"]["Labels"]["org.opencontainers.image.revision"]')

@@ -60,9 +60,15 @@ exec > >(tee "$outdir/build.log") 2>&1
 echo "build-rootfs: mode=$mode group=$group SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH snapshot=$snapshot"
 echo "build-rootfs: pacman $(pacman --version | sed -n 's/.*Pacman v\([^ ]*\).*/\1/p'), $(fakechroot --version), $(fakeroot --version), $(tar --version | head -1), $(zstd --version)"
 
-# The rootfs overlay, with the archive snapshot prepended to its mirrorlist.
+# The rootfs overlay, with the archive snapshot prepended to its mirrorlist. The image gets the
+# published Archive's URL, as upstream writes it (so the rootfs does not depend on where this
+# world's archive happens to be served: its port changes from world to world); the build
+# itself downloads from ARCHIVE_URL through a build-time copy of the mirrorlist.
+published_url=${ARCHIVE_PUBLISHED_URL:-https://archive.archlinux.org}
 cp -r --preserve=timestamps "$recipe/rootfs" "$work/rootfs"
-sed -i "1iServer = $archive_url/repos/$snapshot/\$repo/os/\$arch" "$work/rootfs/etc/pacman.d/mirrorlist"
+cp --preserve=timestamps "$work/rootfs/etc/pacman.d/mirrorlist" "$work/mirrorlist.build"
+sed -i "1iServer = $published_url/repos/$snapshot/\$repo/os/\$arch" "$work/rootfs/etc/pacman.d/mirrorlist"
+sed -i "1iServer = $archive_url/repos/$snapshot/\$repo/os/\$arch" "$work/mirrorlist.build"
 
 # Host hooks masked: each file of the host's /usr/share/libalpm/hooks is linked to /dev/null in
 # a hook dir that pacman reads after the rootfs's own usr/share/libalpm/hooks, so a package hook
@@ -90,7 +96,9 @@ done
 mkdir -p "$BUILDDIR/var/lib/pacman/"
 install -Dm644 "$recipe/pacman-extra.conf" "$BUILDDIR/etc/pacman.conf"
 cat "$recipe/pacman-conf.d-noextract.conf" >>"$BUILDDIR/etc/pacman.conf"
-sed "s|Include = |&$work/rootfs|g" <"$BUILDDIR/etc/pacman.conf" >"$work/pacman.conf"
+sed -e "s|Include = |&$work/rootfs|g" \
+    -e "s|Include = $work/rootfs/etc/pacman.d/mirrorlist\$|Include = $work/mirrorlist.build|" \
+    <"$BUILDDIR/etc/pacman.conf" >"$work/pacman.conf"
 # Build-time only, not in the image: a private package cache (pacman's default is the host's
 # /var/cache/pacman/pkg even with -r) and the keyring that trusts the packager.
 buildopts="CacheDir = $work/pkgcache/"
