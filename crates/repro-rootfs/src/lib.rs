@@ -311,16 +311,60 @@ fn normalize(name: &[u8]) -> Result<(TreePath, bool), String> {
     Ok((TreePath(out.join(&b'/')), absolute))
 }
 
+/// Counts the bytes read from a layer's uncompressed tar and refuses to read past `max`:
+/// a decompression bomb then ends with a clear error instead of running for hours.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    max: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.read >= self.max {
+            // One byte more tells a layer of exactly `max` bytes from a longer one.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(format!(
+                    "the layer holds more than {} uncompressed bytes (the applier's limit)",
+                    self.max
+                ))),
+            };
+        }
+        let room = (self.max - self.read).min(buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..room])?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Applies layers one after another.
-#[derive(Default)]
 pub struct Applier {
     tree: Tree,
     next_layer: usize,
     capture: Option<Capture>,
     captured_total: u64,
+    max_layer_bytes: u64,
+}
+
+impl Default for Applier {
+    fn default() -> Self {
+        Applier {
+            tree: Tree::default(),
+            next_layer: 0,
+            capture: None,
+            captured_total: 0,
+            max_layer_bytes: Self::DEFAULT_MAX_LAYER_BYTES,
+        }
+    }
 }
 
 impl Applier {
+    /// The default limit on a layer's uncompressed tar: far above any real layer, but a
+    /// bound on how long a decompression bomb can keep the applier busy.
+    pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -333,20 +377,38 @@ impl Applier {
         }
     }
 
+    /// Refuse layers whose uncompressed tar is longer than `max` bytes (headers, padding
+    /// and content together); the error names the layer and the entry being read.
+    pub fn max_layer_bytes(mut self, max: u64) -> Self {
+        self.max_layer_bytes = max;
+        self
+    }
+
     /// Apply one uncompressed layer tar, streamed.
     pub fn apply_layer(&mut self, tar: impl Read) -> Result<(), RootfsError> {
         let layer = self.next_layer;
         self.next_layer += 1;
         let tar_err = |reason: String| RootfsError::Tar { layer, reason };
-        let mut archive = tar::Archive::new(tar);
+        let mut archive = tar::Archive::new(Bounded {
+            inner: tar,
+            read: 0,
+            max: self.max_layer_bytes,
+        });
         let mut seen: BTreeSet<TreePath> = BTreeSet::new();
         let entries = archive
             .entries()
             .map_err(|e| tar_err(format!("not a tar stream: {e}")))?;
+        // Errors between entries (a cut header, an unreadable rest of the last entry) name
+        // the last entry read, so a truncation can be found.
+        let mut last: Option<String> = None;
         for entry in entries {
-            let mut entry = entry.map_err(|e| tar_err(format!("reading entry: {e}")))?;
+            let mut entry = entry.map_err(|e| match &last {
+                Some(l) => tar_err(format!("reading the entry after {l:?}: {e}")),
+                None => tar_err(format!("reading entry: {e}")),
+            })?;
             let raw_name = entry.path_bytes().into_owned();
             let shown = String::from_utf8_lossy(&raw_name).into_owned();
+            last = Some(shown.clone());
             let hostile = |reason: String| RootfsError::Hostile {
                 layer,
                 entry: shown.clone(),
@@ -538,6 +600,14 @@ impl Applier {
                         k.extend_from_slice(&buf[..n]);
                     }
                     size += n as u64;
+                }
+                // The tar crate reads a short entry as a short file: a layer cut in the
+                // middle of an entry (or a header claiming more than follows) ends here.
+                if size != entry.size() {
+                    return Err(hostile(format!(
+                        "truncated: the header declares {} bytes, the layer ends after {size}",
+                        entry.size()
+                    )));
                 }
                 content = kept.map(Arc::from);
                 (size, Some(hasher.finish()), None)

@@ -337,3 +337,392 @@ fn capture_caps_are_errors_naming_the_entry() {
     let t = apply_capturing(c, &[T::new().file("big", b"12345", 0o644).bytes()]).unwrap();
     assert_eq!(t.get("big").unwrap().size, 5);
 }
+
+// ---- hostile layers (issue 4, "How it is shown") -------------------------------------------
+
+impl T {
+    /// A name too long for the header, as a GNU `L` entry before a placeholder header.
+    fn gnu_long(mut self, name: &[u8], kind: tar::EntryType, data: &[u8]) -> Self {
+        let mut l = Self::header(tar::EntryType::GNULongName, 0o644, name.len() as u64 + 1);
+        l.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        l.set_cksum();
+        let mut d = name.to_vec();
+        d.push(0);
+        self.0.append(&l, &d[..]).unwrap();
+        self.raw(b"placeholder", kind, data)
+    }
+    /// The name in a pax `path` record, which overrides the header's.
+    fn pax_path(mut self, name: &[u8], kind: tar::EntryType, data: &[u8]) -> Self {
+        self.0.append_pax_extensions([("path", name)]).unwrap();
+        self.raw(b"placeholder", kind, data)
+    }
+    /// A hardlink whose target is written raw into the header.
+    fn raw_hardlink(mut self, path: &str, target: &[u8]) -> Self {
+        let mut h = Self::header(tar::EntryType::Link, 0o644, 0);
+        h.set_path(path).unwrap();
+        h.as_old_mut().linkname[..target.len()].copy_from_slice(target);
+        h.set_cksum();
+        self.0.append(&h, &[][..]).unwrap();
+        self
+    }
+}
+
+fn err_of(layers: &[Vec<u8>]) -> String {
+    apply(layers).unwrap_err().to_string()
+}
+
+/// Peak-RSS assertions read a per-process high-water mark: tests that measure it (and
+/// allocate the most) run one at a time so they do not count each other's memory.
+static MEMORY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Peak resident set of this process so far, in bytes (`VmHWM`).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// A tar stream of one regular file `name` of `size` zero bytes, generated as it is read:
+/// a bomb's worth of tar without a bomb's worth of memory or disk.
+fn zeros_tar(name: &str, size: u64) -> impl Read {
+    let mut h = T::header(tar::EntryType::Regular, 0o644, size);
+    h.set_path(name).unwrap();
+    h.set_cksum();
+    let pad = (512 - size % 512) % 512;
+    io::Cursor::new(h.as_bytes().to_vec())
+        .chain(io::repeat(0).take(size + pad))
+        .chain(io::Cursor::new(vec![0u8; 1024]))
+}
+
+#[test]
+fn hostile_path_traversal_in_every_place_a_name_can_hide() {
+    let ok = T::new().file("etc/passwd", b"root:x:0:0", 0o644).bytes();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "../x",
+            T::new().raw(b"../x", tar::EntryType::Regular, b"x").bytes(),
+            "\"..\"",
+        ),
+        (
+            "./../x",
+            T::new()
+                .raw(b"./../x", tar::EntryType::Regular, b"x")
+                .bytes(),
+            "\"..\"",
+        ),
+        (
+            "a/b/../../../x",
+            T::new()
+                .raw(b"a/b/../../../x", tar::EntryType::Regular, b"x")
+                .bytes(),
+            "\"..\"",
+        ),
+        (
+            // Even a `..` that stays inside the tree: no runtime needs one.
+            "a/../x",
+            T::new()
+                .raw(b"a/../x", tar::EntryType::Regular, b"x")
+                .bytes(),
+            "\"..\"",
+        ),
+        (
+            "../d",
+            T::new()
+                .raw(b"../d", tar::EntryType::Directory, b"")
+                .bytes(),
+            "\"..\"",
+        ),
+        (
+            "../s",
+            T::new().raw(b"../s", tar::EntryType::Symlink, b"").bytes(),
+            "\"..\"",
+        ),
+        (
+            "../.wh.etc",
+            T::new()
+                .raw(b"../.wh.etc", tar::EntryType::Regular, b"")
+                .bytes(),
+            "\"..\"",
+        ),
+        (
+            "etc/.wh...",
+            T::new()
+                .raw(b"etc/.wh...", tar::EntryType::Regular, b"")
+                .bytes(),
+            "whiteout of the root or of a parent",
+        ),
+        (
+            "/../etc/passwd",
+            T::new()
+                .raw(b"/../etc/passwd", tar::EntryType::Regular, b"x")
+                .bytes(),
+            "\"..\"",
+        ),
+    ];
+    let long = format!("{}/../../../../etc/shadow", "d/".repeat(60));
+    let long_cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            long.as_str(),
+            T::new()
+                .gnu_long(long.as_bytes(), tar::EntryType::Regular, b"x")
+                .bytes(),
+            "\"..\"",
+        ),
+        (
+            "../../pax",
+            T::new()
+                .pax_path(b"../../pax", tar::EntryType::Regular, b"x")
+                .bytes(),
+            "\"..\"",
+        ),
+    ];
+    for (entry, layer, needle) in cases.into_iter().chain(long_cases) {
+        let e = err_of(&[ok.clone(), layer]);
+        assert!(
+            e.starts_with(&format!("layer 1: entry {entry:?}: ")),
+            "{entry}: {e}"
+        );
+        assert!(e.contains(needle), "{entry}: {e}");
+    }
+}
+
+#[test]
+fn hostile_absolute_paths_are_applied_below_the_root_and_flagged() {
+    let t = apply(&[
+        T::new().file("etc/passwd", b"root:x:0:0", 0o644).bytes(),
+        T::new()
+            .raw(b"/etc/passwd", tar::EntryType::Regular, b"evil")
+            .raw(b"//etc//shadow", tar::EntryType::Regular, b"evil")
+            .raw(b"/", tar::EntryType::Directory, b"")
+            .bytes(),
+    ])
+    .unwrap();
+    // Replaced inside the tree, never anywhere else.
+    assert_eq!(paths(&t), [".", "etc/passwd", "etc/shadow"]);
+    let p = t.get("etc/passwd").unwrap();
+    assert_eq!((p.layer, p.size), (1, 4));
+    assert_eq!(p.sha256, Some(repro_oci::digest::sha256_of(b"evil")));
+    let flagged: Vec<(&str, usize)> = t
+        .flags
+        .iter()
+        .filter(|f| f.message.contains("absolute path"))
+        .map(|f| (f.entry.as_str(), f.layer))
+        .collect();
+    assert_eq!(
+        flagged,
+        [("/etc/passwd", 1), ("//etc//shadow", 1), ("/", 1)]
+    );
+}
+
+#[test]
+fn hostile_symlink_then_write_through_it_is_flagged_and_recorded_in_the_tree() {
+    // Same layer, absolute target, nested below the link, and across layers.
+    let l0 = T::new()
+        .link(tar::EntryType::Symlink, "evil", "/etc")
+        .file("evil/passwd", b"root::0:0:pwned", 0o644)
+        .dir("evil/cron.d", 0o755)
+        .file("evil/cron.d/job", b"* * * * * root sh", 0o644)
+        .bytes();
+    let l1 = T::new()
+        .link(tar::EntryType::Symlink, "up", "../../../../")
+        .bytes();
+    let l2 = T::new().file("up/etc/shadow", b"root::", 0o600).bytes();
+    let t = apply(&[l0, l1, l2]).unwrap();
+    let evil = t.get("evil").unwrap();
+    assert_eq!(evil.kind, Kind::Symlink);
+    assert_eq!(evil.link_target.as_deref(), Some("/etc"));
+    // `evil/passwd` is its own entry; nothing appears at the link's target.
+    let p = t.get("evil/passwd").unwrap();
+    assert_eq!(p.kind, Kind::File);
+    assert_eq!(
+        p.sha256,
+        Some(repro_oci::digest::sha256_of(b"root::0:0:pwned"))
+    );
+    assert!(t.get("etc/passwd").is_none() && t.get("etc").is_none());
+    assert_eq!(t.get("up/etc/shadow").unwrap().layer, 2);
+    let flags: Vec<(usize, &str, &str)> = t
+        .flags
+        .iter()
+        .map(|f| (f.layer, f.entry.as_str(), f.message.as_str()))
+        .collect();
+    assert_eq!(flags.len(), 4, "{flags:#?}");
+    for (layer, entry, link) in [
+        (0, "evil/passwd", "evil"),
+        (0, "evil/cron.d", "evil"),
+        (0, "evil/cron.d/job", "evil"),
+        (2, "up/etc/shadow", "up"),
+    ] {
+        assert!(
+            flags.iter().any(|(l, e, m)| *l == layer
+                && *e == entry
+                && m.contains(&format!("below symlink {link}:"))),
+            "{entry}: {flags:#?}"
+        );
+    }
+    // The JSON view says the same: entries below the link are listed, not resolved.
+    let json = serde_json::to_value(&t).unwrap();
+    assert_eq!(json["entries"]["evil/passwd"]["kind"], "file");
+    assert_eq!(json["entries"]["evil"]["link_target"], "/etc");
+}
+
+#[test]
+fn hostile_hardlinks_out_of_the_tree_are_errors_naming_layer_and_entry() {
+    let base = T::new()
+        .file("etc/passwd", b"root:x:0:0", 0o644)
+        .link(tar::EntryType::Symlink, "evil", "/etc")
+        .bytes();
+    let cases: Vec<(&str, &[u8], &str)> = vec![
+        ("h1", b"../../etc/passwd", "link target: \"..\" component"),
+        (
+            "h2",
+            b"etc/../../etc/passwd",
+            "link target: \"..\" component",
+        ),
+        ("h3", b"/../etc/passwd", "link target: \"..\" component"),
+        // Through a symlink: the tree has no `evil/passwd`, so there is nothing to link to.
+        (
+            "h4",
+            b"evil/passwd",
+            "hardlink to evil/passwd, which does not exist",
+        ),
+        (
+            "h5",
+            b"/nonexistent",
+            "hardlink to nonexistent, which does not exist",
+        ),
+        ("h6", b"evil", "which is a Symlink, not a file"),
+        ("h7", b"", "hardlink without a target"),
+    ];
+    for (name, target, needle) in cases {
+        let e = err_of(&[base.clone(), T::new().raw_hardlink(name, target).bytes()]);
+        assert!(
+            e.starts_with(&format!("layer 1: entry {name:?}: ")),
+            "{name}: {e}"
+        );
+        assert!(e.contains(needle), "{name}: {e}");
+    }
+    // An absolute target naming an entry of the tree resolves inside it.
+    let t = apply(&[base, T::new().raw_hardlink("ok", b"/etc/passwd").bytes()]).unwrap();
+    assert_eq!(
+        t.get("ok").unwrap().link_target.as_deref(),
+        Some("etc/passwd")
+    );
+}
+
+#[test]
+fn hostile_huge_size_field_is_a_truncation_error_not_an_allocation() {
+    let _serial = MEMORY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let huge = 1u64 << 60;
+    let mut h = T::header(tar::EntryType::Regular, 0o644, huge);
+    h.set_path("var/lib/pacman/local/x/desc").unwrap();
+    h.set_cksum();
+    assert_eq!(h.size().unwrap(), huge);
+    let mut only_header = T::new().file("fine", b"1", 0o644).bytes();
+    only_header.truncate(only_header.len() - 1024); // drop the end-of-archive blocks
+    only_header.extend_from_slice(h.as_bytes());
+    let mut with_end = only_header.clone();
+    with_end.extend_from_slice(&[0u8; 1024]);
+
+    let before = peak_rss();
+    for layer in [only_header, with_end] {
+        let e = err_of(&[T::new().bytes(), layer.clone()]);
+        assert!(
+            e.starts_with("layer 1: entry \"var/lib/pacman/local/x/desc\": truncated"),
+            "{e}"
+        );
+        assert!(e.contains(&format!("declares {huge} bytes")), "{e}");
+        // Captured, it is refused before any buffer is made for it.
+        let mut a = Applier::with_capture(capture_under("var/lib/pacman/"));
+        let e = a.apply_layer(&layer[..]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("layer 0: entry \"var/lib/pacman/local/x/desc\": ")
+                && e.contains("more than the 16777216 bytes a captured file may have"),
+            "{e}"
+        );
+    }
+    // Same for a directory or symlink claiming data: the tar reader must skip it.
+    let mut d = T::header(tar::EntryType::Directory, 0o755, huge);
+    d.set_path("dir").unwrap();
+    d.set_cksum();
+    let mut layer = d.as_bytes().to_vec();
+    layer.extend_from_slice(&[0u8; 1024]);
+    let e = err_of(&[layer]);
+    assert!(
+        e.starts_with("layer 0: reading the entry after \"dir\""),
+        "{e}"
+    );
+    assert!(peak_rss() - before < 16 << 20, "the header was believed");
+}
+
+#[test]
+fn hostile_truncated_tar_is_an_error_naming_layer_and_entry() {
+    let full = T::new()
+        .dir("usr", 0o755)
+        .file("usr/a", &[7u8; 3000], 0o644)
+        .file("usr/b", &[8u8; 100], 0o644)
+        .bytes();
+    // Cut inside usr/a's content (its header is at 512, its data at 1024..4024).
+    for cut in [1025, 2048, 4000] {
+        let e = err_of(&[T::new().bytes(), full[..cut].to_vec()]);
+        assert!(
+            e.starts_with("layer 1: entry \"usr/a\": truncated: the header declares 3000 bytes"),
+            "cut at {cut}: {e}"
+        );
+    }
+    // Cut inside usr/b's header: the error names the layer and the last entry read.
+    let e = err_of(&[full[..4096 + 100].to_vec()]);
+    assert!(
+        e.starts_with("layer 0: reading the entry after \"usr/a\""),
+        "{e}"
+    );
+    // Cut in the padding after usr/a's data (4024..4096): usr/a is whole, the tar is not.
+    let e = err_of(&[full[..4050].to_vec()]);
+    assert!(
+        e.starts_with("layer 0: reading the entry after \"usr/a\""),
+        "{e}"
+    );
+    // The whole tar applies.
+    assert_eq!(paths(&apply(&[full]).unwrap()), ["usr", "usr/a", "usr/b"]);
+}
+
+#[test]
+fn hostile_uncompressed_bomb_is_refused_at_the_layer_limit() {
+    let _serial = MEMORY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let before = peak_rss();
+    let mut a = Applier::new().max_layer_bytes(64 << 20);
+    a.apply_layer(&T::new().file("small", b"1", 0o644).bytes()[..])
+        .unwrap();
+    let e = a
+        .apply_layer(zeros_tar("usr/share/bomb", 1 << 30))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("layer 1: entry \"usr/share/bomb\": reading content: ")
+            && e.contains("more than 67108864 uncompressed bytes"),
+        "{e}"
+    );
+    // A layer of exactly the limit is fine: 512 header + 1 MiB + 1024 end blocks.
+    let mut a = Applier::new().max_layer_bytes(512 + (1 << 20) + 1024);
+    a.apply_layer(zeros_tar("exact", 1 << 20)).unwrap();
+    assert_eq!(a.finish().get("exact").unwrap().size, 1 << 20);
+    assert!(peak_rss() - before < 64 << 20);
+}
+
+#[test]
+fn hostile_one_gib_of_zeros_streams_in_bounded_memory() {
+    let _serial = MEMORY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let before = peak_rss();
+    let mut a = Applier::new();
+    a.apply_layer(zeros_tar("zeros", 1 << 30)).unwrap();
+    let t = a.finish();
+    let n = t.get("zeros").unwrap();
+    assert_eq!(n.size, 1 << 30);
+    // sha256 of 1 GiB of zeros.
+    assert_eq!(
+        n.sha256.as_ref().unwrap().to_string(),
+        "sha256:49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14"
+    );
+    let grown = peak_rss() - before;
+    assert!(grown < 64 << 20, "peak RSS grew by {grown} bytes");
+}
