@@ -15,12 +15,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use repro_accounting::{Accounting, Class, Count, Entry, Totals};
-use repro_inventory::{HostDir, ReadError, TreeView};
-use repro_rootfs::{Applier, Tree};
+use repro_inventory::ReadError;
 use serde::Serialize;
 
 use crate::Global;
-use crate::packages::Source;
+use crate::view::Source;
 
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("root").required(true).args(["image", "rootfs"]))]
@@ -59,42 +58,19 @@ struct FilesReport<'a> {
 pub fn run(g: &Global, a: &FilesArgs) -> Result<ExitCode> {
     let (tree, inv, source, mut warnings) = match (&a.image, &a.rootfs) {
         (_, Some(dir)) => {
-            anyhow::ensure!(dir.is_dir(), "--rootfs {}: not a directory", dir.display());
-            let inv = repro_inventory::read(&HostDir::new(dir))?;
+            let (inv, source) = crate::view::read_dir(dir)?;
             let tree = repro_accounting::host::tree_from_dir(dir)
                 .with_context(|| format!("reading {}", dir.display()))?;
-            let source = Source {
-                kind: "rootfs",
-                reference: dir.display().to_string(),
-                manifest_digest: None,
-            };
-            (tree, inv, source, Vec::new())
+            let warnings = crate::view::flag_warnings(&tree).collect();
+            (tree, inv, source, warnings)
         }
         (Some(image), None) => {
-            let r = crate::parse_image(image)?;
-            let mut src = g.open_source(&r)?;
-            let manifest = repro_transport::tree::resolve_manifest(src.as_mut(), &g.platform)?;
-            let tree: Tree = repro_transport::tree::build_tree(
-                src.as_mut(),
-                &manifest.manifest,
-                Applier::with_capture(repro_inventory::capture()),
-            )
-            .with_context(|| format!("reading the layers of {}", src.describe()))?;
-            let inv = repro_inventory::read(&TreeView::new(&tree, src.describe()))?;
-            let source = Source {
-                kind: "image",
-                reference: src.describe(),
-                manifest_digest: Some(manifest.raw.digest.clone()),
-            };
-            (tree, inv, source, src.warnings())
+            let v = crate::view::read_image(g, image)?;
+            let source = v.source();
+            (v.tree, v.inv, source, v.warnings)
         }
         (None, None) => anyhow::bail!("give an IMAGE or --rootfs DIR"),
     };
-    warnings.extend(
-        tree.flags
-            .iter()
-            .map(|f| format!("layer {}: {:?}: {}", f.layer, f.entry, f.message)),
-    );
     if !inv.local_db {
         warnings.push(format!(
             "{}: no pacman local database (var/lib/pacman/local): every entry is unowned",
@@ -132,30 +108,12 @@ pub fn run(g: &Global, a: &FilesArgs) -> Result<ExitCode> {
         errors: &inv.errors,
         warnings,
     };
-    let mut out = std::io::stdout().lock();
-    if g.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_human(&mut out, &report, &acc)?;
-    }
-    out.flush()?;
-    if !g.quiet {
-        for w in &report.warnings {
-            eprintln!("repro-image: warning: {w}");
-        }
-    }
-    for e in &inv.errors {
-        eprintln!("repro-image: error: {e}");
-    }
-    Ok(if inv.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    crate::view::finish(g, &report, &report.warnings, &inv.errors, |out| {
+        print_human(out, &report, &acc)
     })
 }
 
-fn print_human(out: &mut impl Write, r: &FilesReport, acc: &Accounting) -> std::io::Result<()> {
+fn print_human(out: &mut dyn Write, r: &FilesReport, acc: &Accounting) -> std::io::Result<()> {
     let rows: Vec<[String; 4]> = r
         .entries
         .iter()

@@ -22,6 +22,7 @@ mod inspect;
 mod packages;
 mod progress;
 mod sbom;
+mod view;
 
 #[derive(Parser)]
 #[command(

@@ -9,14 +9,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use repro_inventory::{HostDir, Inventory, Package, ReadError, SyncDb, TreeView};
-use repro_oci::Digest;
-use repro_rootfs::Applier;
+use repro_inventory::{Inventory, Package, ReadError, SyncDb};
 use serde::Serialize;
 
 use crate::Global;
+use crate::view::Source;
 
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("root").required(true).args(["image", "rootfs"]))]
@@ -42,51 +41,16 @@ pub struct PackagesReport<'a> {
     pub warnings: Vec<String>,
 }
 
-#[derive(Serialize)]
-pub struct Source {
-    /// "image" or "rootfs".
-    pub kind: &'static str,
-    /// The image in transport spelling, or the directory.
-    pub reference: String,
-    /// The image manifest read (images only).
-    pub manifest_digest: Option<Digest>,
-}
-
 pub fn run(g: &Global, a: &PackagesArgs) -> Result<ExitCode> {
     let (inv, source, mut warnings) = match (&a.image, &a.rootfs) {
         (_, Some(dir)) => {
-            anyhow::ensure!(dir.is_dir(), "--rootfs {}: not a directory", dir.display());
-            let inv = repro_inventory::read(&HostDir::new(dir))?;
-            let source = Source {
-                kind: "rootfs",
-                reference: dir.display().to_string(),
-                manifest_digest: None,
-            };
+            let (inv, source) = crate::view::read_dir(dir)?;
             (inv, source, Vec::new())
         }
         (Some(image), None) => {
-            let r = crate::parse_image(image)?;
-            let mut src = g.open_source(&r)?;
-            let manifest = repro_transport::tree::resolve_manifest(src.as_mut(), &g.platform)?;
-            let tree = repro_transport::tree::build_tree(
-                src.as_mut(),
-                &manifest.manifest,
-                Applier::with_capture(repro_inventory::capture()),
-            )
-            .with_context(|| format!("reading the layers of {}", src.describe()))?;
-            let inv = repro_inventory::read(&TreeView::new(&tree, src.describe()))?;
-            let mut warnings = src.warnings();
-            warnings.extend(
-                tree.flags
-                    .iter()
-                    .map(|f| format!("layer {}: {:?}: {}", f.layer, f.entry, f.message)),
-            );
-            let source = Source {
-                kind: "image",
-                reference: src.describe(),
-                manifest_digest: Some(manifest.raw.digest.clone()),
-            };
-            (inv, source, warnings)
+            let v = crate::view::read_image(g, image)?;
+            let source = v.source();
+            (v.inv, source, v.warnings)
         }
         (None, None) => anyhow::bail!("give an IMAGE or --rootfs DIR"),
     };
@@ -108,26 +72,8 @@ pub fn run(g: &Global, a: &PackagesArgs) -> Result<ExitCode> {
         errors: &inv.errors,
         warnings,
     };
-    let mut out = std::io::stdout().lock();
-    if g.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_human(&mut out, &inv, &report)?;
-    }
-    out.flush()?;
-    if !g.quiet {
-        for w in &report.warnings {
-            eprintln!("repro-image: warning: {w}");
-        }
-    }
-    for e in &inv.errors {
-        eprintln!("repro-image: error: {e}");
-    }
-    Ok(if inv.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    crate::view::finish(g, &report, &report.warnings, &inv.errors, |out| {
+        print_human(out, &inv, &report)
     })
 }
 
@@ -139,7 +85,7 @@ fn list(v: &[String]) -> String {
     }
 }
 
-fn print_human(out: &mut impl Write, inv: &Inventory, r: &PackagesReport) -> std::io::Result<()> {
+fn print_human(out: &mut dyn Write, inv: &Inventory, r: &PackagesReport) -> std::io::Result<()> {
     writeln!(out, "Source:     {}", r.source.reference)?;
     if let Some(d) = &r.source.manifest_digest {
         writeln!(out, "Manifest:   {d}")?;

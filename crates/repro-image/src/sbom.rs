@@ -16,9 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use repro_inventory::{HostDir, TreeView};
 use repro_oci::ImageRef;
-use repro_rootfs::Applier;
 use repro_sbom::{FileEntry, Format, Options, Sha1Index, Subject, SubjectKind};
 
 use crate::Global;
@@ -73,8 +71,7 @@ pub fn run(g: &Global, a: &SbomArgs) -> Result<ExitCode> {
     let mut warnings = Vec::new();
     let (inv, subject, files) = match (&a.image, &a.rootfs) {
         (_, Some(dir)) => {
-            anyhow::ensure!(dir.is_dir(), "--rootfs {}: not a directory", dir.display());
-            let inv = repro_inventory::read(&HostDir::new(dir))?;
+            let (inv, _) = crate::view::read_dir(dir)?;
             let files = if a.files {
                 let jobs = a
                     .jobs
@@ -98,8 +95,7 @@ pub fn run(g: &Global, a: &SbomArgs) -> Result<ExitCode> {
             (inv, subject, files)
         }
         (Some(image), None) => {
-            let r = crate::parse_image(image)?;
-            let (inv, subject, files, w) = read_image(g, &r, a)?;
+            let (inv, subject, files, w) = read_image(g, image, a)?;
             warnings = w;
             (inv, subject, files)
         }
@@ -149,9 +145,15 @@ type ImageRead = (
     Vec<String>,
 );
 
-fn read_image(g: &Global, r: &ImageRef, a: &SbomArgs) -> Result<ImageRead> {
-    let mut src = g.open_source(r)?;
-    let manifest = repro_transport::tree::resolve_manifest(src.as_mut(), &g.platform)?;
+fn read_image(g: &Global, image: &str, a: &SbomArgs) -> Result<ImageRead> {
+    let crate::view::ImageView {
+        mut src,
+        manifest,
+        tree,
+        inv,
+        warnings,
+    } = crate::view::read_image(g, image)?;
+    let r = crate::parse_image(image)?;
     let cfg_desc = manifest.manifest.config();
     let mut cfg_bytes = Vec::new();
     src.blob(cfg_desc.digest(), Some(cfg_desc.size()))?
@@ -166,13 +168,6 @@ fn read_image(g: &Global, r: &ImageRef, a: &SbomArgs) -> Result<ImageRead> {
         platform.push('/');
         platform.push_str(v);
     }
-    let tree = repro_transport::tree::build_tree(
-        src.as_mut(),
-        &manifest.manifest,
-        Applier::with_capture(repro_inventory::capture()),
-    )
-    .with_context(|| format!("reading the layers of {}", src.describe()))?;
-    let inv = repro_inventory::read(&TreeView::new(&tree, src.describe()))?;
     let files = if a.files {
         // SPDX needs each file's SHA-1, which the merged tree does not keep: read the
         // layers once more.
@@ -196,7 +191,7 @@ fn read_image(g: &Global, r: &ImageRef, a: &SbomArgs) -> Result<ImageRead> {
         None
     };
     let digest = manifest.raw.digest.to_string();
-    let purl = match r {
+    let purl = match &r {
         ImageRef::Docker(d) => Some(repro_sbom::purl::oci(
             &d.registry,
             &d.repository,
@@ -206,12 +201,6 @@ fn read_image(g: &Global, r: &ImageRef, a: &SbomArgs) -> Result<ImageRead> {
         )),
         _ => None,
     };
-    let mut warnings = src.warnings();
-    warnings.extend(
-        tree.flags
-            .iter()
-            .map(|f| format!("layer {}: {:?}: {}", f.layer, f.entry, f.message)),
-    );
     let subject = Subject {
         kind: SubjectKind::Image,
         name: src.describe(),

@@ -1,0 +1,118 @@
+//! What `packages`, `files` and `sbom` share: an image (or a directory) read into a merged
+//! tree and its pacman inventory, and the common ending of a report (output, warnings,
+//! errors, exit status).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use repro_inventory::{HostDir, Inventory, ReadError, TreeView};
+use repro_oci::Digest;
+use repro_oci::image::ManifestDoc;
+use repro_rootfs::{Applier, Tree};
+use repro_transport::ImageSource;
+use serde::Serialize;
+
+use crate::Global;
+
+/// Where a report's data came from (the `source` object of the JSON schemas).
+#[derive(Serialize)]
+pub struct Source {
+    pub kind: &'static str,
+    pub reference: String,
+    pub manifest_digest: Option<Digest>,
+}
+
+/// An image read into a tree (with the pacman db captured) and its inventory.
+pub struct ImageView {
+    pub src: Box<dyn ImageSource>,
+    pub manifest: ManifestDoc,
+    pub tree: Tree,
+    pub inv: Inventory,
+    /// The source's warnings and the tree's flags.
+    pub warnings: Vec<String>,
+}
+
+impl ImageView {
+    pub fn source(&self) -> Source {
+        Source {
+            kind: "image",
+            reference: self.src.describe(),
+            manifest_digest: Some(self.manifest.raw.digest.clone()),
+        }
+    }
+}
+
+/// Read an image: the platform's manifest, every layer streamed into the tree, the inventory.
+pub fn read_image(g: &Global, image: &str) -> Result<ImageView> {
+    let r = crate::parse_image(image)?;
+    let mut src = g.open_source(&r)?;
+    let manifest = repro_transport::tree::resolve_manifest(src.as_mut(), &g.platform)?;
+    let tree = repro_transport::tree::build_tree(
+        src.as_mut(),
+        &manifest.manifest,
+        Applier::with_capture(repro_inventory::capture()),
+    )
+    .with_context(|| format!("reading the layers of {}", src.describe()))?;
+    let inv = repro_inventory::read(&TreeView::new(&tree, src.describe()))?;
+    let mut warnings = src.warnings();
+    warnings.extend(flag_warnings(&tree));
+    Ok(ImageView {
+        src,
+        manifest,
+        tree,
+        inv,
+        warnings,
+    })
+}
+
+/// Read a directory's inventory (`--rootfs DIR`).
+pub fn read_dir(dir: &Path) -> Result<(Inventory, Source)> {
+    anyhow::ensure!(dir.is_dir(), "--rootfs {}: not a directory", dir.display());
+    let inv = repro_inventory::read(&HostDir::new(dir))?;
+    let source = Source {
+        kind: "rootfs",
+        reference: dir.display().to_string(),
+        manifest_digest: None,
+    };
+    Ok((inv, source))
+}
+
+pub fn flag_warnings(tree: &Tree) -> impl Iterator<Item = String> + '_ {
+    tree.flags
+        .iter()
+        .map(|f| format!("layer {}: {:?}: {}", f.layer, f.entry, f.message))
+}
+
+/// Print the report (`--json` or the human form), then warnings (unless `--quiet`) and
+/// errors on stderr. Exit 0, or 2 when some package could not be read.
+pub fn finish<R: Serialize>(
+    g: &Global,
+    report: &R,
+    warnings: &[String],
+    errors: &[ReadError],
+    human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if g.json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        human(&mut out)?;
+    }
+    out.flush()?;
+    if !g.quiet {
+        for w in warnings {
+            eprintln!("repro-image: warning: {w}");
+        }
+    }
+    for e in errors {
+        eprintln!("repro-image: error: {e}");
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
