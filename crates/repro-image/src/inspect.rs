@@ -3,10 +3,10 @@
 //! The `--json` output follows docs/inspect-json.md (schema "repro-image/inspect/v1").
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use oci_spec::image::Descriptor;
 use repro_oci::image::{
@@ -16,9 +16,6 @@ use repro_oci::{Digest, Platform, TopLevel};
 use serde::Serialize;
 
 use crate::Global;
-
-/// Configs are small; anything past this is refused rather than read into memory.
-const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -157,11 +154,7 @@ pub fn run(g: &Global, a: &InspectArgs) -> Result<ExitCode> {
         }
     };
     let cfg_desc = manifest.manifest.config();
-    let mut cfg_bytes = Vec::new();
-    src.blob(cfg_desc.digest(), Some(cfg_desc.size()))?
-        .take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut cfg_bytes)
-        .with_context(|| format!("reading config {}", cfg_desc.digest()))?;
+    let cfg_bytes = repro_transport::read_config_bytes(src.as_mut(), &manifest.manifest)?;
     if a.raw {
         std::io::stdout().write_all(&cfg_bytes)?;
         return Ok(ExitCode::SUCCESS);

@@ -10,7 +10,7 @@
 //! Exit status: 0 written; 2 on errors, including packages that could not be read (the
 //! SBOM is still written, listing them, so that nothing is silently missing).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,9 +20,6 @@ use repro_oci::ImageRef;
 use repro_sbom::{FileEntry, Format, Options, Sha1Index, Subject, SubjectKind};
 
 use crate::Global;
-
-/// Largest image config read.
-const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("root").required(true).args(["image", "rootfs"]))]
@@ -154,14 +151,7 @@ fn read_image(g: &Global, image: &str, a: &SbomArgs) -> Result<ImageRead> {
         warnings,
     } = crate::view::read_image(g, image)?;
     let r = crate::parse_image(image)?;
-    let cfg_desc = manifest.manifest.config();
-    let mut cfg_bytes = Vec::new();
-    src.blob(cfg_desc.digest(), Some(cfg_desc.size()))?
-        .take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut cfg_bytes)
-        .with_context(|| format!("reading config {}", cfg_desc.digest()))?;
-    let config =
-        repro_oci::image::parse_config(cfg_bytes, &format!("config {}", cfg_desc.digest()))?;
+    let config = repro_transport::read_config(src.as_mut(), &manifest.manifest)?;
     let c = &config.config;
     let mut platform = format!("{}/{}", c.os(), c.architecture());
     if let Some(v) = c.variant() {

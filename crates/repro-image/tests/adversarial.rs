@@ -409,3 +409,25 @@ fn process_killed_mid_download_leaves_no_partial_entry() {
         w.layer_bytes()
     );
 }
+
+#[test]
+fn config_larger_than_the_limit_is_refused_before_reading() {
+    let w = World::new();
+    let m: serde_json::Value = serde_json::from_slice(&w.img.manifest_bytes).unwrap();
+    let mut m = m;
+    m["config"]["size"] = serde_json::json!(100u64 << 20);
+    let bytes = serde_json::to_vec(&m).unwrap();
+    w.server.set(
+        "/v2/evil/img/manifests/v1",
+        Behavior::manifest(OCI_MANIFEST, bytes),
+    );
+    let out = run(&w.cache, &["--tls-verify=false", "inspect", &w.image()]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("over the 67108864-byte limit"), "{e}");
+    assert_eq!(
+        w.server
+            .hits(&format!("/v2/evil/img/blobs/{}", w.img.config.digest)),
+        0
+    );
+}

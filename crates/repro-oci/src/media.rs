@@ -26,6 +26,9 @@ application/vnd.docker.distribution.manifest.v2+json";
 /// Manifests larger than this are refused, as containerd and the distribution spec advise.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Image configs are read into memory; larger ones are refused.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The kinds of top-level document a reference can resolve to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

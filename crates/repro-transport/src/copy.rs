@@ -434,18 +434,9 @@ fn copy_to_archive(
     progress: &dyn Progress,
     mut report: CopyReport,
 ) -> Result<CopyReport, TransportError> {
-    let cfg_desc = m.manifest.config();
-    let mut cfg = Vec::new();
-    src.blob(cfg_desc.digest(), Some(cfg_desc.size()))?
-        .read_to_end(&mut cfg)
-        .map_err(|e| TransportError::Invalid {
-            input: src.describe(),
-            reason: e.to_string(),
-        })?;
-    let config =
-        repro_oci::image::parse_config(cfg.clone(), &format!("config {}", cfg_desc.digest()))?;
+    let config = crate::read_config(src, &m.manifest)?;
     let layers = repro_oci::image::layers(&m.manifest, &config.config)?;
-    w.add_config(&cfg)?;
+    w.add_config(&config.raw.bytes)?;
     for l in &layers {
         let mut bar = progress.start(&l.media_type, &l.digest, Some(l.size));
         let reader = src.blob(&l.digest, Some(l.size))?;

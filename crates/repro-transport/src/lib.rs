@@ -111,3 +111,42 @@ pub fn decompress<'a, R: Read + 'a>(
         }
     })
 }
+
+/// The exact bytes of a manifest's config, verified against its descriptor and refused
+/// when the descriptor claims more than [`repro_oci::media::MAX_CONFIG_BYTES`].
+pub fn read_config_bytes(
+    src: &mut dyn ImageSource,
+    manifest: &oci_spec::image::ImageManifest,
+) -> Result<Vec<u8>, TransportError> {
+    let d = manifest.config();
+    let max = repro_oci::media::MAX_CONFIG_BYTES;
+    if d.size() > max {
+        return Err(TransportError::Invalid {
+            input: src.describe(),
+            reason: format!(
+                "config {} is {} bytes, over the {max}-byte limit",
+                d.digest(),
+                d.size()
+            ),
+        });
+    }
+    let mut bytes = Vec::new();
+    // The verifying reader fails past the descriptor's size, so this is bounded.
+    src.blob(d.digest(), Some(d.size()))?
+        .read_to_end(&mut bytes)
+        .map_err(|e| TransportError::Invalid {
+            input: src.describe(),
+            reason: format!("config {}: {e}", d.digest()),
+        })?;
+    Ok(bytes)
+}
+
+/// [`read_config_bytes`], parsed.
+pub fn read_config(
+    src: &mut dyn ImageSource,
+    manifest: &oci_spec::image::ImageManifest,
+) -> Result<repro_oci::ConfigDoc, TransportError> {
+    let bytes = read_config_bytes(src, manifest)?;
+    let what = format!("config {}", manifest.config().digest());
+    Ok(repro_oci::image::parse_config(bytes, &what)?)
+}
