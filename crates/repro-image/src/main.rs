@@ -22,6 +22,7 @@ mod inspect;
 mod packages;
 mod progress;
 mod sbom;
+mod status;
 mod view;
 
 #[derive(Parser)]
@@ -97,6 +98,8 @@ enum Command {
     Files(files::FilesArgs),
     /// SPDX 2.3 or CycloneDX 1.6 JSON for the pacman packages in an image (or --rootfs DIR).
     Sbom(sbom::SbomArgs),
+    /// Ask rebuilderd instances whether each package was reproduced (exact match, --quorum K).
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Packages(a) => packages::run(&cli.global, a),
         Command::Sbom(a) => sbom::run(&cli.global, a),
         Command::Files(a) => files::run(&cli.global, a),
+        Command::Status(a) => status::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,528 @@
+//! A client for rebuilderd (0.28) and the exact, multi-rebuilder matching on top of it.
+//!
+//! - [`Client::list`] reads every binary package record of one rebuilder: API v1
+//!   `GET /api/v1/packages/binary` (filters `distribution`, `architecture`, `name`; paged by
+//!   `limit` + `after` = the last record id, since the server caps a page at 1000 by
+//!   default), falling back to v0 `GET /api/v0/pkgs/list` when v1 answers 404.
+//! - Every failure is a typed [`Error`] naming the rebuilder URL: HTTP status, transport,
+//!   timeout, malformed JSON.
+//! - [`quorum`]: pure functions matching an image's packages to the records by name, version
+//!   and architecture, and deciding REPRODUCED / DISPUTED / NOT REPRODUCED / UNKNOWN.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ureq::Agent;
+
+pub mod quorum;
+
+/// A build result, as rebuilderd spells it. A v1 record without a result (`status: null`)
+/// and v0's `UNKWN` are both [`Status::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    #[serde(rename = "GOOD")]
+    Good,
+    #[serde(rename = "BAD")]
+    Bad,
+    #[serde(rename = "FAIL")]
+    Fail,
+    #[serde(rename = "UNKWN")]
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Good => "GOOD",
+            Status::Bad => "BAD",
+            Status::Fail => "FAIL",
+            Status::Unknown => "UNKWN",
+        }
+    }
+
+    /// `GOOD`, `BAD`, `FAIL`, `UNKWN` (also `UNKNOWN`), any case.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "GOOD" => Status::Good,
+            "BAD" => Status::Bad,
+            "FAIL" => Status::Fail,
+            "UNKWN" | "UNKNOWN" => Status::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which API answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Api {
+    #[serde(rename = "v1")]
+    V1,
+    #[serde(rename = "v0")]
+    V0,
+}
+
+/// One binary package as a rebuilder knows it (v1 and v0 records mapped to one shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// v1 record id (v0 has none).
+    pub id: Option<i64>,
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub status: Status,
+    /// v1 `distribution`, v0 `distro`.
+    pub distribution: Option<String>,
+    /// v1 `component`, v0 `suite`.
+    pub component: Option<String>,
+    pub url: Option<String>,
+    pub build_id: Option<i64>,
+    /// v1 only.
+    pub artifact_id: Option<i64>,
+    /// v1 `attestation_log_id`.
+    pub attestation_log_id: Option<i64>,
+    /// v0 `has_attestation`, or v1 `attestation_log_id` present.
+    pub has_attestation: bool,
+    pub has_diffoscope: bool,
+}
+
+#[derive(Deserialize)]
+struct V1Page {
+    total: i64,
+    records: Vec<V1Record>,
+}
+
+#[derive(Deserialize)]
+struct V1Record {
+    id: i64,
+    name: String,
+    version: String,
+    #[serde(default)]
+    distribution: Option<String>,
+    #[serde(default)]
+    component: Option<String>,
+    architecture: String,
+    #[serde(default)]
+    url: Option<String>,
+    status: Option<Status>,
+    #[serde(default)]
+    build_id: Option<i64>,
+    #[serde(default)]
+    artifact_id: Option<i64>,
+    #[serde(default)]
+    diffoscope_log_id: Option<i64>,
+    #[serde(default)]
+    attestation_log_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct V0Record {
+    name: String,
+    version: String,
+    status: Status,
+    #[serde(default)]
+    distro: Option<String>,
+    #[serde(default)]
+    suite: Option<String>,
+    architecture: String,
+    #[serde(default)]
+    artifact_url: Option<String>,
+    #[serde(default)]
+    build_id: Option<i64>,
+    #[serde(default)]
+    has_diffoscope: bool,
+    #[serde(default)]
+    has_attestation: bool,
+}
+
+impl From<V1Record> for Record {
+    fn from(r: V1Record) -> Record {
+        Record {
+            id: Some(r.id),
+            name: r.name,
+            version: r.version,
+            architecture: r.architecture,
+            status: r.status.unwrap_or(Status::Unknown),
+            distribution: r.distribution,
+            component: r.component,
+            url: r.url,
+            build_id: r.build_id,
+            artifact_id: r.artifact_id,
+            has_attestation: r.attestation_log_id.is_some(),
+            attestation_log_id: r.attestation_log_id,
+            has_diffoscope: r.diffoscope_log_id.is_some(),
+        }
+    }
+}
+
+impl From<V0Record> for Record {
+    fn from(r: V0Record) -> Record {
+        Record {
+            id: None,
+            name: r.name,
+            version: r.version,
+            architecture: r.architecture,
+            status: r.status,
+            distribution: r.distro,
+            component: r.suite,
+            url: r.artifact_url,
+            build_id: r.build_id,
+            artifact_id: None,
+            attestation_log_id: None,
+            has_attestation: r.has_attestation,
+            has_diffoscope: r.has_diffoscope,
+        }
+    }
+}
+
+/// What went wrong talking to one rebuilder. Every variant names the rebuilder's URL.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("rebuilder {rebuilder}: GET {url}: HTTP {status}{}", detail(body))]
+    Http {
+        rebuilder: String,
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("rebuilder {rebuilder}: GET {url}: timed out ({message})")]
+    Timeout {
+        rebuilder: String,
+        url: String,
+        message: String,
+    },
+    #[error("rebuilder {rebuilder}: GET {url}: {message}")]
+    Transport {
+        rebuilder: String,
+        url: String,
+        message: String,
+    },
+    #[error("rebuilder {rebuilder}: GET {url}: malformed JSON: {message}")]
+    Malformed {
+        rebuilder: String,
+        url: String,
+        message: String,
+    },
+    #[error("rebuilder {rebuilder}: invalid URL: {message}")]
+    BadUrl { rebuilder: String, message: String },
+}
+
+fn detail(body: &str) -> String {
+    let b: String = body.trim().chars().take(200).collect();
+    if b.is_empty() {
+        String::new()
+    } else {
+        format!(": {b}")
+    }
+}
+
+impl Error {
+    /// The rebuilder (base URL) the error is about.
+    pub fn rebuilder(&self) -> &str {
+        match self {
+            Error::Http { rebuilder, .. }
+            | Error::Timeout { rebuilder, .. }
+            | Error::Transport { rebuilder, .. }
+            | Error::Malformed { rebuilder, .. }
+            | Error::BadUrl { rebuilder, .. } => rebuilder,
+        }
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Idle timeout: the longest wait for any single read or write.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Bound on one whole request (head and body), so a trickling server cannot hold us.
+    pub request_timeout: Duration,
+    /// Records per v1 page (the server's own default and cap is 1000).
+    pub page_size: u32,
+    /// Largest response body accepted.
+    pub max_body: u64,
+    pub user_agent: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(120),
+            page_size: 1000,
+            max_body: 256 * 1024 * 1024,
+            user_agent: concat!("repro-image/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// Narrow the listing (both APIs filter on these server-side).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub distribution: Option<String>,
+    pub architecture: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Everything one rebuilder listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub rebuilder: String,
+    pub api: Api,
+    pub records: Vec<Record>,
+}
+
+/// One rebuilder.
+pub struct Client {
+    base: String,
+    opts: Options,
+    agent: Agent,
+}
+
+impl Client {
+    /// `url` is the rebuilder's base URL (`https://reproducible.archlinux.org`); a trailing
+    /// `/` is dropped.
+    pub fn new(url: &str, opts: Options) -> Result<Client, Error> {
+        let base = url.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 8 {
+            return Err(Error::BadUrl {
+                rebuilder: url.to_string(),
+                message: "expected http://HOST[:PORT][/PATH] or https://…".into(),
+            });
+        }
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(5)
+            .timeout_connect(Some(opts.connect_timeout))
+            .timeout_per_read(Some(opts.timeout))
+            .timeout_per_write(Some(opts.timeout))
+            .timeout_global(Some(opts.request_timeout))
+            .user_agent(opts.user_agent.as_str())
+            .build()
+            .into();
+        Ok(Client { base, opts, agent })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Every record matching `filter`: v1 (all pages), or v0 when v1 answers 404.
+    pub fn list(&self, filter: &Filter) -> Result<Listing, Error> {
+        match self.list_v1(filter) {
+            Ok(records) => Ok(Listing {
+                rebuilder: self.base.clone(),
+                api: Api::V1,
+                records,
+            }),
+            Err(Error::Http { status: 404, .. }) => Ok(Listing {
+                rebuilder: self.base.clone(),
+                api: Api::V0,
+                records: self.list_v0(filter)?,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// v1 `/api/v1/packages/binary`, paged by id.
+    pub fn list_v1(&self, filter: &Filter) -> Result<Vec<Record>, Error> {
+        let mut out: Vec<Record> = Vec::new();
+        let mut after: Option<i64> = None;
+        loop {
+            let mut q: Vec<(&str, String)> = vec![("limit", self.opts.page_size.to_string())];
+            if let Some(a) = after {
+                q.push(("after", a.to_string()));
+            }
+            push_opt(&mut q, "distribution", &filter.distribution);
+            push_opt(&mut q, "architecture", &filter.architecture);
+            push_opt(&mut q, "name", &filter.name);
+            let url = format!("{}/api/v1/packages/binary{}", self.base, query(&q));
+            let page: V1Page = self.get_json(&url)?;
+            let n = page.records.len();
+            let last = page.records.last().map(|r| r.id);
+            out.extend(page.records.into_iter().map(Record::from));
+            // Done on a short page, or when we have as many as the server counts.
+            let stalled = matches!((after, last), (Some(a), Some(l)) if l <= a);
+            if n < self.opts.page_size as usize
+                || out.len() as i64 >= page.total
+                || last.is_none()
+                || stalled
+            {
+                break;
+            }
+            after = last;
+        }
+        Ok(out)
+    }
+
+    /// v0 `/api/v0/pkgs/list` (one response, no paging).
+    pub fn list_v0(&self, filter: &Filter) -> Result<Vec<Record>, Error> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        push_opt(&mut q, "distro", &filter.distribution);
+        push_opt(&mut q, "architecture", &filter.architecture);
+        push_opt(&mut q, "name", &filter.name);
+        let url = format!("{}/api/v0/pkgs/list{}", self.base, query(&q));
+        let list: Vec<V0Record> = self.get_json(&url)?;
+        Ok(list.into_iter().map(Record::from).collect())
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Error> {
+        let resp = self
+            .agent
+            .get(url)
+            .header("Accept", "application/json")
+            .call()
+            .map_err(|e| self.transport(url, e))?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let bytes = body
+            .with_config()
+            .limit(self.opts.max_body)
+            .read_to_vec()
+            .map_err(|e| self.transport(url, e))?;
+        if status != 200 {
+            return Err(Error::Http {
+                rebuilder: self.base.clone(),
+                url: url.to_string(),
+                status,
+                body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::Malformed {
+            rebuilder: self.base.clone(),
+            url: url.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    fn transport(&self, url: &str, e: ureq::Error) -> Error {
+        let timed_out = match &e {
+            ureq::Error::Timeout(_) => true,
+            ureq::Error::Io(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ),
+            _ => false,
+        };
+        if timed_out {
+            Error::Timeout {
+                rebuilder: self.base.clone(),
+                url: url.to_string(),
+                message: e.to_string(),
+            }
+        } else {
+            Error::Transport {
+                rebuilder: self.base.clone(),
+                url: url.to_string(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+/// List several rebuilders at once, one thread each; results in the order given.
+pub fn list_all(urls: &[String], opts: &Options, filter: &Filter) -> Vec<Result<Listing, Error>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|u| s.spawn(move || Client::new(u, opts.clone())?.list(filter)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(urls)
+            .map(|(h, u)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Transport {
+                        rebuilder: u.clone(),
+                        url: u.clone(),
+                        message: "the request thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+fn push_opt<'a>(q: &mut Vec<(&'a str, String)>, k: &'a str, v: &Option<String>) {
+    if let Some(v) = v {
+        q.push((k, v.clone()));
+    }
+}
+
+fn query(q: &[(&str, String)]) -> String {
+    if q.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    format!("?{}", parts.join("&"))
+}
+
+/// Percent-encode everything but unreserved characters.
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_record_null_status_is_unknown() {
+        let p: V1Page = serde_json::from_str(
+            r#"{"total":1,"records":[{"id":4,"name":"bash","version":"5.2.15-1","distribution":"archlinux","release":null,"component":"core","architecture":"x86_64","url":"http://x/bash.pkg.tar.zst","status":null,"build_id":null,"artifact_id":null,"diffoscope_log_id":null,"attestation_log_id":null,"last_seen":"2026-11-25T21:54:02.648676385","seen_in_last_sync":true}]}"#,
+        )
+        .unwrap();
+        let r = Record::from(p.records.into_iter().next().unwrap());
+        assert_eq!(r.status, Status::Unknown);
+        assert_eq!(r.id, Some(4));
+        assert!(!r.has_attestation);
+    }
+
+    #[test]
+    fn v0_sample_parses() {
+        let text = r#"[{"name":"0ad","version":"a26-14","status":"GOOD","distro":"archlinux","suite":"extra","architecture":"x86_64","artifact_url":"https://geo.mirror.pkgbuild.com/extra/os/x86_64/0ad-a26-14-x86_64.pkg.tar.zst","build_id":626841,"built_at":"2024-05-22T23:04:25.781533388","has_diffoscope":false,"has_attestation":true},
+        {"name":"x","version":"1-1","status":"UNKWN","distro":"archlinux","suite":"core","architecture":"any","artifact_url":null,"build_id":null,"built_at":null,"has_diffoscope":false,"has_attestation":false}]"#;
+        let v: Vec<V0Record> = serde_json::from_str(text).unwrap();
+        let r: Vec<Record> = v.into_iter().map(Record::from).collect();
+        assert_eq!(r[0].status, Status::Good);
+        assert_eq!(r[0].component.as_deref(), Some("extra"));
+        assert!(r[0].has_attestation);
+        assert_eq!(r[1].status, Status::Unknown);
+        assert_eq!(r[1].architecture, "any");
+    }
+
+    #[test]
+    fn unknown_status_word_is_malformed() {
+        assert!(serde_json::from_str::<Status>(r#""MAYBE""#).is_err());
+        assert_eq!(Status::parse("unkwn"), Some(Status::Unknown));
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(
+            query(&[("name", "a+b c".into()), ("limit", "5".into())]),
+            "?name=a%2Bb%20c&limit=5"
+        );
+        assert!(Client::new("ftp://x", Options::default()).is_err());
+        assert_eq!(
+            Client::new("http://h:1/", Options::default())
+                .unwrap()
+                .url(),
+            "http://h:1"
+        );
+    }
+}
