@@ -16,6 +16,7 @@ use repro_store::{Store, TagLog};
 use repro_transport::ImageSource;
 use repro_transport::registry::RegistrySource;
 
+mod attestation;
 mod copy_cmd;
 mod files;
 mod inspect;
@@ -100,6 +101,8 @@ enum Command {
     Sbom(sbom::SbomArgs),
     /// Ask rebuilderd instances whether each package was reproduced (exact match, --quorum K).
     Status(status::StatusArgs),
+    /// Offline checks of rebuilderd in-toto link attestations.
+    Attestation(attestation::AttestationArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Sbom(a) => sbom::run(&cli.global, a),
         Command::Files(a) => files::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
+        Command::Attestation(a) => attestation::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

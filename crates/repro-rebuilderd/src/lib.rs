@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ureq::Agent;
 
+pub mod attestation;
 pub mod quorum;
 
 /// A build result, as rebuilderd spells it. A v1 record without a result (`status: null`)
