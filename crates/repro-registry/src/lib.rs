@@ -232,23 +232,35 @@ impl Client {
         format!("{}://{host}/v2/{}/{tail}", self.scheme(host), r.repository)
     }
 
+    /// GET or HEAD `manifests/<reference>` with the manifest Accept header; a non-2xx answer
+    /// is an error. Returns the URL and a description for messages along with the response.
+    fn manifest_request(
+        &self,
+        r: &DockerRef,
+        reference: &str,
+        method: &str,
+    ) -> Result<(String, String, Response<ureq::Body>), RegistryError> {
+        let url = self.url(r, &format!("manifests/{reference}"));
+        let what = format!("manifest {}@{reference}", r.name());
+        let resp = self.request(
+            r,
+            Access::Pull,
+            method,
+            &url,
+            &[("Accept", MANIFEST_ACCEPT)],
+            &mut Body::Empty,
+        )?;
+        let resp = expect_ok(resp, method, &url, &what)?;
+        Ok((url, what, resp))
+    }
+
     /// GET a manifest or index by tag or digest, with its exact bytes.
     pub fn get_manifest(
         &self,
         r: &DockerRef,
         reference: &str,
     ) -> Result<FetchedManifest, RegistryError> {
-        let url = self.url(r, &format!("manifests/{reference}"));
-        let what = format!("manifest {}@{reference}", r.name());
-        let resp = self.request(
-            r,
-            Access::Pull,
-            "GET",
-            &url,
-            &[("Accept", MANIFEST_ACCEPT)],
-            &mut Body::Empty,
-        )?;
-        let resp = expect_ok(resp, "GET", &url, &what)?;
+        let (url, what, resp) = self.manifest_request(r, reference, "GET")?;
         let content_type = header(&resp, "content-type");
         let dcd = header(&resp, "docker-content-digest");
         if let Some(len) = resp.body().content_length()
@@ -282,17 +294,7 @@ impl Client {
         r: &DockerRef,
         reference: &str,
     ) -> Result<Option<Digest>, RegistryError> {
-        let url = self.url(r, &format!("manifests/{reference}"));
-        let what = format!("manifest {}@{reference}", r.name());
-        let resp = self.request(
-            r,
-            Access::Pull,
-            "HEAD",
-            &url,
-            &[("Accept", MANIFEST_ACCEPT)],
-            &mut Body::Empty,
-        )?;
-        let resp = expect_ok(resp, "HEAD", &url, &what)?;
+        let (_, what, resp) = self.manifest_request(r, reference, "HEAD")?;
         match header(&resp, "docker-content-digest") {
             Some(d) => d.parse().map(Some).map_err(|_| RegistryError::Protocol {
                 what,
@@ -999,16 +1001,15 @@ fn with_query(url: &str, q: &str) -> String {
 }
 
 fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, UNRESERVED_KEPT).to_string()
 }
+
+/// Percent-encode all but RFC 3986's unreserved characters.
+const UNRESERVED_KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 #[cfg(test)]
 mod tests {
