@@ -5,21 +5,32 @@
 //! Output: the lines arch-repro-status users know (`[+] name version GOOD`, `[-] … BAD`,
 //! `[?] … UNKWN`; `[!] … DISPUTED` when rebuilders disagree), "N/M packages are not
 //! reproducible", "Your image is XX.XX% reproducible", then a per-rebuilder matrix.
-//! `--json`: schema "repro-image/status/v1".
+//! `--json`: schema "repro-image/status/v1" (docs/status-json.md).
+//!
+//! Rebuilders: `-r URL…`, else `$REBUILDERD`, else the config file's, else the public Arch
+//! rebuilders. For each GOOD exact match the signed in-toto link is fetched and verified
+//! (pinned keys from the config, else keys learned on first use); see
+//! `repro_rebuilderd::evidence`.
 //!
 //! Exit status: 0; 1 when below `--min-percent`; 2 on errors (no rebuilder answered, the
-//! image could not be read). A rebuilder that fails while others answer is a warning and
-//! its column says ERROR.
+//! image could not be read, a rebuilder's key changed). A rebuilder that fails while others
+//! answer is a warning and its column says ERROR.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use repro_inventory::{SyncPackage, parse_sync_db};
+use repro_rebuilderd::attestation::PublicKey;
+use repro_rebuilderd::config::{Config, DEFAULT_REBUILDERS, normalize_url};
+use repro_rebuilderd::evidence::{self, AttestationCheck, Job, Verifier};
+use repro_rebuilderd::keys::{KnownKeys, Trust};
 use repro_rebuilderd::quorum::{self, Index, PackageStatus, Pkg, Said, Summary, Verdict};
-use repro_rebuilderd::{Api, Filter, Options, Status};
+use repro_rebuilderd::{Api, BuildText, Client, Filter, Listing, Options, Stats, Status};
 use serde::Serialize;
 
 use crate::Global;
@@ -33,12 +44,40 @@ pub struct StatusArgs {
     /// Read a directory instead of an image (e.g. `--rootfs /` on an Arch system).
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
-    /// A rebuilderd base URL; repeat for several (commas also separate). Default: $REBUILDERD.
+    /// A rebuilderd base URL; repeat for several (commas also separate). Default:
+    /// $REBUILDERD, else the config file's rebuilders, else the public Arch rebuilders.
     #[arg(short = 'r', long = "rebuilder", value_name = "URL")]
     rebuilders: Vec<String>,
-    /// GOOD results needed from different rebuilders for a package to count as reproduced.
-    #[arg(long, default_value_t = 1, value_name = "K")]
-    quorum: usize,
+    /// GOOD results needed from different rebuilders for a package to count as reproduced
+    /// [default: the config's `quorum`, else 1].
+    #[arg(long, value_name = "K")]
+    quorum: Option<usize>,
+    /// Rebuilders and pinned keys [default: $XDG_CONFIG_HOME/repro-image/rebuilders.toml].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Keys learned on first use [default: $XDG_DATA_HOME/repro-image/known-rebuilder-keys.json].
+    #[arg(long, value_name = "FILE")]
+    known_keys: Option<PathBuf>,
+    /// Do not fetch or verify attestations.
+    #[arg(long, conflicts_with = "require_attestation")]
+    no_attestations: bool,
+    /// Count a GOOD only when its attestation is signed by the rebuilder's key and attests the
+    /// archive's file hash (needs the sync dbs: in the image, or --sync-db).
+    #[arg(long)]
+    require_attestation: bool,
+    /// A pacman sync db (`core.db`…) giving the package files' sha256; repeatable. The
+    /// image's own sync dbs are used too.
+    #[arg(long = "sync-db", value_name = "FILE")]
+    sync_dbs: Vec<PathBuf>,
+    /// Attestation requests in flight per rebuilder.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    jobs: usize,
+    /// Print each rebuilder's build log for package NAME (exact version of the image) and exit.
+    #[arg(long, value_name = "NAME", conflicts_with = "diffoscope")]
+    log: Option<String>,
+    /// Print each rebuilder's diffoscope output for package NAME and exit.
+    #[arg(long, value_name = "NAME")]
+    diffoscope: Option<String>,
     /// Only list packages with this result: REPRODUCED (GOOD), DISPUTED, NOT_REPRODUCED
     /// (BAD, FAIL) or UNKNOWN (UNKWN). The summary still counts every package.
     #[arg(long, value_name = "STATUS", value_parser = parse_verdict)]
@@ -63,6 +102,23 @@ struct RebuilderReport {
     api: Option<Api>,
     records: usize,
     error: Option<String>,
+    /// How the keys used for its attestations are trusted (absent: not checked).
+    key_trust: Option<Trust>,
+    keyids: Vec<String>,
+    key_error: Option<String>,
+    stats: Stats,
+}
+
+#[derive(Serialize, Default)]
+struct AttestationSummary {
+    checked: bool,
+    required: bool,
+    verified: usize,
+    /// Of `verified`: the product's sha256 compared with the archive's.
+    hash_matched: usize,
+    missing: usize,
+    invalid: usize,
+    unavailable: usize,
 }
 
 #[derive(Serialize)]
@@ -72,40 +128,75 @@ struct StatusReport<'a> {
     quorum: usize,
     rebuilders: Vec<RebuilderReport>,
     summary: Summary,
+    attestations: AttestationSummary,
     filter: Option<Verdict>,
     packages: Vec<&'a PackageStatus>,
     warnings: Vec<String>,
 }
 
-/// `-r` values (comma lists allowed), else `$REBUILDERD` (comma-separated).
-fn rebuilder_urls(a: &StatusArgs) -> Result<Vec<String>> {
-    let raw: Vec<String> = if a.rebuilders.is_empty() {
-        std::env::var("REBUILDERD").ok().into_iter().collect()
-    } else {
-        a.rebuilders.clone()
-    };
-    let mut urls: Vec<String> = Vec::new();
-    for u in raw.iter().flat_map(|s| s.split(',')) {
-        let u = u.trim().trim_end_matches('/');
-        if !u.is_empty() && !urls.iter().any(|x| x == u) {
-            urls.push(u.to_string());
-        }
-    }
-    if urls.is_empty() {
-        bail!("no rebuilder: give -r URL (repeatable) or set REBUILDERD=URL[,URL…]");
-    }
-    Ok(urls)
+/// `$XDG_CONFIG_HOME/repro-image/rebuilders.toml` (or `~/.config/…`).
+fn default_config() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("repro-image/rebuilders.toml"))
 }
 
-pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
-    let urls = rebuilder_urls(a)?;
-    if a.quorum == 0 || a.quorum > urls.len() {
-        bail!(
-            "--quorum {}: must be between 1 and the number of rebuilders ({})",
-            a.quorum,
-            urls.len()
+/// `$XDG_DATA_HOME/repro-image/known-rebuilder-keys.json` (or `~/.local/share/…`).
+fn default_known_keys() -> Option<PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share")
+        .map(|d| d.join("repro-image/known-rebuilder-keys.json"))
+}
+
+fn xdg_dir(var: &str, home_rel: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() && PathBuf::from(&v).is_absolute() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(home_rel)),
+    }
+}
+
+/// `-r` values (comma lists allowed), else `$REBUILDERD` (comma-separated), else the config
+/// file's rebuilders, else the shipped defaults. Returns the URLs and where they came from.
+fn rebuilder_urls(a: &StatusArgs, config: &Config) -> (Vec<String>, &'static str) {
+    let split = |raw: &[String]| -> Vec<String> {
+        let mut urls: Vec<String> = Vec::new();
+        for u in raw.iter().flat_map(|s| s.split(',')) {
+            let u = normalize_url(u);
+            if !u.is_empty() && !urls.contains(&u) {
+                urls.push(u);
+            }
+        }
+        urls
+    };
+    let from_flags = split(&a.rebuilders);
+    if !from_flags.is_empty() {
+        return (from_flags, "-r");
+    }
+    let from_env = split(
+        &std::env::var("REBUILDERD")
+            .ok()
+            .into_iter()
+            .collect::<Vec<_>>(),
+    );
+    if !from_env.is_empty() {
+        return (from_env, "$REBUILDERD");
+    }
+    if !config.rebuilders.is_empty() {
+        return (
+            config.rebuilders.iter().map(|r| r.url.clone()).collect(),
+            "config",
         );
     }
+    (
+        DEFAULT_REBUILDERS.iter().map(|u| u.to_string()).collect(),
+        "defaults",
+    )
+}
+
+/// The image's inventory, its source and warnings.
+fn read_inventory(
+    g: &Global,
+    a: &StatusArgs,
+) -> Result<(repro_inventory::Inventory, Source, Vec<String>)> {
     let (inv, source, mut warnings) = match (&a.image, &a.rootfs) {
         (_, Some(dir)) => {
             let (inv, source) = crate::view::read_dir(dir)?;
@@ -125,57 +216,290 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
         ));
     }
     warnings.extend(inv.warnings.iter().cloned());
+    Ok((inv, source, warnings))
+}
+
+/// The package files' names and sha256 by (name, version, arch): the image's sync dbs and
+/// every `--sync-db`.
+fn sync_packages(
+    inv: &repro_inventory::Inventory,
+    files: &[PathBuf],
+) -> Result<HashMap<(String, String, String), SyncPackage>> {
+    let mut dbs = inv.sync_dbs.clone();
+    for f in files {
+        let bytes = std::fs::read(f).with_context(|| format!("--sync-db {}", f.display()))?;
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let repo = name.split('.').next().unwrap_or_default().to_string();
+        let (db, errors) = parse_sync_db(&f.display().to_string(), &repo, &bytes);
+        if let Some(e) = errors.first() {
+            bail!("--sync-db {}: {e}", f.display());
+        }
+        dbs.extend(db);
+    }
+    let mut out = HashMap::new();
+    for db in dbs {
+        for p in db.packages {
+            out.insert((p.name.clone(), p.version.clone(), p.arch.clone()), p);
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
+    let config_path = a.config.clone().or_else(default_config);
+    let config = match &config_path {
+        Some(p) => Config::load(p)?.unwrap_or_default(),
+        None => Config::default(),
+    };
+    if a.config.is_some() && config.path.is_none() {
+        bail!(
+            "--config {}: no such file",
+            a.config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    let (urls, urls_from) = rebuilder_urls(a, &config);
+    let quorum = a.quorum.or(config.quorum).unwrap_or(1);
+    if quorum == 0 || quorum > urls.len() {
+        bail!(
+            "--quorum {quorum}: must be between 1 and the number of rebuilders ({})",
+            urls.len()
+        );
+    }
+    let (inv, source, mut warnings) = read_inventory(g, a)?;
 
     let timeout = Duration::from_secs(g.timeout.max(1));
     let opts = Options {
         timeout,
         connect_timeout: timeout,
         request_timeout: timeout * 5,
+        attempts: g.retries.max(1),
         ..Options::default()
     };
+    let cache_root = g.store()?.map(|s| s.root().join("rebuilderd"));
+    let clients: Vec<Client> = urls
+        .iter()
+        .map(|u| {
+            let c = Client::new(u, opts.clone())?;
+            Ok(match &cache_root {
+                Some(root) => c.with_cache(root),
+                None => c,
+            })
+        })
+        .collect::<Result<_, repro_rebuilderd::Error>>()?;
     let filter = Filter {
         distribution: Some(a.distribution.clone()),
         ..Filter::default()
     };
-    let listings = repro_rebuilderd::list_all(&urls, &opts, &filter);
+    let listings = repro_rebuilderd::list_each(&clients, &filter);
     if listings.iter().all(|l| l.is_err()) {
         let msgs: Vec<String> = listings
             .into_iter()
             .filter_map(|l| l.err().map(|e| e.to_string()))
             .collect();
-        bail!("no rebuilder answered:\n  {}", msgs.join("\n  "));
-    }
-    let mut reports = Vec::new();
-    let mut indexes = Vec::new();
-    for (url, l) in urls.iter().zip(listings) {
-        match l {
-            Ok(l) => {
-                reports.push(RebuilderReport {
-                    url: url.clone(),
-                    api: Some(l.api),
-                    records: l.records.len(),
-                    error: None,
-                });
-                indexes.push((url.clone(), Ok(Index::new(l.records))));
-            }
-            Err(e) => {
-                warnings.push(e.to_string());
-                reports.push(RebuilderReport {
-                    url: url.clone(),
-                    api: None,
-                    records: 0,
-                    error: Some(e.to_string()),
-                });
-                indexes.push((url.clone(), Err(e.to_string())));
-            }
-        }
+        bail!(
+            "no rebuilder answered (rebuilders from {urls_from}):\n  {}",
+            msgs.join("\n  ")
+        );
     }
     let pkgs: Vec<Pkg> = inv
         .packages
         .iter()
         .map(|p| Pkg::new(&p.name, &p.version, &p.arch))
         .collect();
-    let statuses = quorum::evaluate(&pkgs, &indexes, a.quorum);
+    let mut indexes: Vec<(String, Result<Index, String>)> = Vec::new();
+    let mut apis: Vec<Option<Api>> = Vec::new();
+    let mut reports: Vec<RebuilderReport> = Vec::new();
+    for (url, l) in urls.iter().zip(listings) {
+        let (api, records, error, index) = match l {
+            Ok(Listing { api, records, .. }) => {
+                (Some(api), records.len(), None, Ok(Index::new(records)))
+            }
+            Err(e) => {
+                warnings.push(e.to_string());
+                (None, 0, Some(e.to_string()), Err(e.to_string()))
+            }
+        };
+        apis.push(api);
+        indexes.push((url.clone(), index));
+        reports.push(RebuilderReport {
+            url: url.clone(),
+            api,
+            records,
+            error,
+            key_trust: None,
+            keyids: Vec::new(),
+            key_error: None,
+            stats: Stats::default(),
+        });
+    }
+
+    if let Some((name, what)) = a
+        .log
+        .as_ref()
+        .map(|n| (n, BuildText::Log))
+        .or(a.diffoscope.as_ref().map(|n| (n, BuildText::Diffoscope)))
+    {
+        return show_build_text(&clients, &apis, &indexes, &pkgs, name, what);
+    }
+
+    let mut statuses = quorum::evaluate(&pkgs, &indexes, quorum);
+    let mut att = AttestationSummary {
+        checked: !a.no_attestations,
+        required: a.require_attestation,
+        ..AttestationSummary::default()
+    };
+    if !a.no_attestations {
+        let sync = sync_packages(&inv, &a.sync_dbs)?;
+        if sync.is_empty() {
+            let msg = "no sync db (in the image or --sync-db): attested products are named but \
+                       their sha256 is not compared with the archive's";
+            if a.require_attestation {
+                warnings.push(format!("{msg}; --require-attestation counts no GOOD"));
+            } else {
+                warnings.push(msg.to_string());
+            }
+        }
+        // Keys: pinned wins; else fetched (in parallel) and checked against those known.
+        let fetched: Vec<Option<Result<Vec<PublicKey>, String>>> = std::thread::scope(|s| {
+            let hs: Vec<_> = clients
+                .iter()
+                .zip(&apis)
+                .map(|(c, api)| {
+                    let pinned = config.pinned(c.url()).is_some();
+                    s.spawn(move || {
+                        (api.is_some() && !pinned)
+                            .then(|| c.public_keys().map_err(|e| e.to_string()))
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Some(Err("key request panicked".into())))
+                })
+                .collect()
+        });
+        let known_path = a.known_keys.clone().or_else(default_known_keys);
+        let mut known = match &known_path {
+            Some(p) => Some(KnownKeys::load(p)?),
+            None => None,
+        };
+        let mut keys: Vec<Result<Vec<PublicKey>, String>> = Vec::new();
+        for (i, f) in fetched.into_iter().enumerate() {
+            let r = &mut reports[i];
+            let k = if let Some(p) = config.pinned(&urls[i]) {
+                r.key_trust = Some(Trust::Pinned);
+                Ok(p.to_vec())
+            } else {
+                match f {
+                    None => Err("the rebuilder could not be asked".to_string()),
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(ks)) => match known.as_mut() {
+                        // A changed key is a hard error: a compromised or replaced
+                        // rebuilder must not be trusted silently.
+                        Some(kk) => {
+                            r.key_trust = Some(kk.check(&urls[i], &ks)?);
+                            Ok(ks)
+                        }
+                        None => {
+                            warnings.push(format!(
+                                "{}: keys cannot be remembered (no $XDG_DATA_HOME or $HOME; \
+                                 --known-keys FILE): trusting what it serves now",
+                                urls[i]
+                            ));
+                            r.key_trust = Some(Trust::FirstUse);
+                            Ok(ks)
+                        }
+                    },
+                }
+            };
+            match &k {
+                Ok(ks) => r.keyids = ks.iter().map(|k| k.keyid().to_string()).collect(),
+                Err(e) => {
+                    r.key_error = Some(e.clone());
+                    if r.error.is_none() {
+                        warnings.push(format!("{}: no key to verify attestations: {e}", urls[i]));
+                    }
+                }
+            }
+            keys.push(k);
+        }
+        if let Some(kk) = &known
+            && let Err(e) = kk.save()
+        {
+            warnings.push(format!("keys not remembered: {e}"));
+        }
+        let verifiers: Vec<Verifier> = clients
+            .iter()
+            .zip(&apis)
+            .zip(keys)
+            .map(|((client, api), keys)| Verifier {
+                client,
+                api: api.unwrap_or(Api::V1),
+                keys,
+            })
+            .collect();
+        let mut jobs: Vec<Job> = Vec::new();
+        for (pi, p) in pkgs.iter().enumerate() {
+            let sp = sync.get(&(p.name.clone(), p.version.clone(), p.arch.clone()));
+            for (ri, (_, idx)) in indexes.iter().enumerate() {
+                let Ok(idx) = idx else { continue };
+                let Some(rec) = idx.exact(p).filter(|r| r.status == Status::Good) else {
+                    continue;
+                };
+                let filename = sp
+                    .map(|s| s.filename.clone())
+                    .or_else(|| {
+                        rec.url
+                            .as_deref()
+                            .and_then(|u| u.rsplit('/').next())
+                            .filter(|f| !f.is_empty())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| format!("{}-{}-{}.pkg.tar.zst", p.name, p.version, p.arch));
+                jobs.push(Job {
+                    rebuilder: ri,
+                    package: pi,
+                    record: rec.clone(),
+                    filename,
+                    sha256: sp.map(|s| s.sha256.clone()),
+                });
+            }
+        }
+        let checks = evidence::fetch_and_check(&verifiers, &jobs, a.jobs);
+        for (job, check) in jobs.iter().zip(checks) {
+            match &check {
+                AttestationCheck::Verified { product_check, .. } => {
+                    att.verified += 1;
+                    if *product_check == evidence::ProductState::Matched {
+                        att.hash_matched += 1;
+                    }
+                }
+                AttestationCheck::Missing { .. } => att.missing += 1,
+                AttestationCheck::Invalid { reason } => {
+                    att.invalid += 1;
+                    warnings.push(format!(
+                        "{}: {} {}: invalid attestation: {reason}",
+                        urls[job.rebuilder], pkgs[job.package].name, pkgs[job.package].version
+                    ));
+                }
+                AttestationCheck::Unavailable { .. } => att.unavailable += 1,
+            }
+            statuses[job.package].rebuilders[job.rebuilder].attestation = Some(check);
+        }
+    }
+    for st in &mut statuses {
+        quorum::recount(st, quorum, a.require_attestation);
+    }
+    for (r, c) in reports.iter_mut().zip(&clients) {
+        r.stats = c.stats();
+    }
     let summary = quorum::summarize(&statuses);
     let shown: Vec<&PackageStatus> = statuses
         .iter()
@@ -184,9 +508,10 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
     let report = StatusReport {
         schema: "repro-image/status/v1",
         source,
-        quorum: a.quorum,
+        quorum,
         rebuilders: reports,
         summary,
+        attestations: att,
         filter: a.filter,
         packages: shown,
         warnings,
@@ -205,6 +530,67 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
             report.summary.percent
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--log NAME` / `--diffoscope NAME`: each rebuilder's text for the image's exact version.
+fn show_build_text(
+    clients: &[Client],
+    apis: &[Option<Api>],
+    indexes: &[(String, Result<Index, String>)],
+    pkgs: &[Pkg],
+    name: &str,
+    what: BuildText,
+) -> Result<ExitCode> {
+    let Some(p) = pkgs.iter().find(|p| p.name == name) else {
+        bail!("{name}: not a package of this image");
+    };
+    let word = match what {
+        BuildText::Log => "build log",
+        BuildText::Diffoscope => "diffoscope output",
+    };
+    let mut out = std::io::stdout().lock();
+    let mut shown = 0;
+    let mut notes: Vec<String> = Vec::new();
+    for ((client, api), (url, idx)) in clients.iter().zip(apis).zip(indexes) {
+        let (Some(api), Ok(idx)) = (api, idx) else {
+            notes.push(format!("{url}: unavailable"));
+            continue;
+        };
+        let Some(rec) = idx.exact(p) else {
+            notes.push(format!("{url}: {}", idx.said(p).describe()));
+            continue;
+        };
+        match client.build_text(rec, *api, what)? {
+            Some(text) => {
+                writeln!(
+                    out,
+                    "==> {url}: {} {} {} ({}, build {})",
+                    p.name,
+                    p.version,
+                    word,
+                    rec.status,
+                    rec.build_id.map(|b| b.to_string()).unwrap_or_default()
+                )?;
+                out.write_all(&text)?;
+                if !text.ends_with(b"\n") {
+                    writeln!(out)?;
+                }
+                shown += 1;
+            }
+            None => notes.push(format!(
+                "{url}: no {word} for {} {} ({})",
+                p.name, p.version, rec.status
+            )),
+        }
+    }
+    out.flush()?;
+    for n in &notes {
+        eprintln!("repro-image: {n}");
+    }
+    if shown == 0 {
+        bail!("no rebuilder has a {word} for {} {}", p.name, p.version);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -236,6 +622,28 @@ fn marker(s: &PackageStatus) -> (&'static str, &'static str) {
     }
 }
 
+/// The matrix cell / detail of one rebuilder's answer, with its attestation when it matters.
+fn cell(r: &quorum::RebuilderSaid) -> String {
+    let base = r.said.cell();
+    match &r.attestation {
+        Some(a) if r.said.is_good() && !a.fully_verified() => match a {
+            AttestationCheck::Verified { .. } => format!("{base}(att., hash?)"),
+            AttestationCheck::Missing { .. } => format!("{base}(no att.)"),
+            AttestationCheck::Invalid { .. } => format!("{base}(INVALID att.)"),
+            AttestationCheck::Unavailable { .. } => format!("{base}(att.?)"),
+        },
+        Some(_) => format!("{base}(att.)"),
+        None => base,
+    }
+}
+
+fn detail(r: &quorum::RebuilderSaid) -> String {
+    match &r.attestation {
+        Some(a) if r.said.is_good() => format!("{}, {}", r.said.describe(), a.describe()),
+        _ => r.said.describe(),
+    }
+}
+
 fn print_human(out: &mut dyn Write, r: &StatusReport) -> std::io::Result<()> {
     let several = r.rebuilders.len() > 1;
     for p in &r.packages {
@@ -245,13 +653,13 @@ fn print_human(out: &mut dyn Write, r: &StatusReport) -> std::io::Result<()> {
             let parts: Vec<String> = p
                 .rebuilders
                 .iter()
-                .map(|s| format!("{}: {}", label(&s.rebuilder), s.said.describe()))
+                .map(|s| format!("{}: {}", label(&s.rebuilder), detail(s)))
                 .collect();
             write!(out, "  ({})", parts.join("; "))?;
         } else if let Some(s) = p.rebuilders.first()
-            && matches!(s.said, Said::OtherVersion { .. })
+            && (matches!(s.said, Said::OtherVersion { .. }) || (s.said.is_good() && !s.counts))
         {
-            write!(out, "  ({})", s.said.describe())?;
+            write!(out, "  ({})", detail(s))?;
         }
         writeln!(out)?;
     }
@@ -268,22 +676,49 @@ fn print_human(out: &mut dyn Write, r: &StatusReport) -> std::io::Result<()> {
         "Quorum {}: {} reproduced, {} disputed, {} not reproduced, {} unknown.",
         r.quorum, s.reproduced, s.disputed, s.not_reproduced, s.unknown
     )?;
+    let a = &r.attestations;
+    if a.checked {
+        writeln!(
+            out,
+            "Attestations{}: {} verified ({} against the archive's file hash), {} missing, {} invalid, {} unavailable.",
+            if a.required { " (required)" } else { "" },
+            a.verified,
+            a.hash_matched,
+            a.missing,
+            a.invalid,
+            a.unavailable
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "Rebuilders:")?;
     for (i, rb) in r.rebuilders.iter().enumerate() {
         match (&rb.error, rb.api) {
             (Some(e), _) => writeln!(out, "  #{} {}  ERROR: {e}", i + 1, rb.url)?,
-            (None, Some(api)) => writeln!(
-                out,
-                "  #{} {}  API {}, {} records",
-                i + 1,
-                rb.url,
-                match api {
-                    Api::V1 => "v1",
-                    Api::V0 => "v0",
-                },
-                rb.records
-            )?,
+            (None, Some(api)) => {
+                write!(
+                    out,
+                    "  #{} {}  API {}, {} records",
+                    i + 1,
+                    rb.url,
+                    match api {
+                        Api::V1 => "v1",
+                        Api::V0 => "v0",
+                    },
+                    rb.records
+                )?;
+                if let Some(t) = rb.key_trust {
+                    let ids: Vec<&str> = rb.keyids.iter().map(|k| &k[..k.len().min(16)]).collect();
+                    let how = match t {
+                        Trust::Pinned => "pinned",
+                        Trust::Known => "known",
+                        Trust::FirstUse => "first use, remembered",
+                    };
+                    write!(out, ", key {} ({how})", ids.join(","))?;
+                } else if let Some(e) = &rb.key_error {
+                    write!(out, ", no key: {e}")?;
+                }
+                writeln!(out)?;
+            }
             (None, None) => writeln!(out, "  #{} {}", i + 1, rb.url)?,
         }
     }
@@ -299,7 +734,7 @@ fn print_human(out: &mut dyn Write, r: &StatusReport) -> std::io::Result<()> {
                 p.version.clone(),
                 p.verdict.as_str().to_string(),
             ];
-            row.extend(p.rebuilders.iter().map(|s| s.said.cell()));
+            row.extend(p.rebuilders.iter().map(cell));
             row
         })
         .collect();

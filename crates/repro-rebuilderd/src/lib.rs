@@ -9,13 +9,22 @@
 //! - [`quorum`]: pure functions matching an image's packages to the records by name, version
 //!   and architecture, and deciding REPRODUCED / DISPUTED / NOT REPRODUCED / UNKNOWN.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ureq::Agent;
 
 pub mod attestation;
+pub mod cache;
+pub mod config;
+pub mod evidence;
+pub mod keys;
 pub mod quorum;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use cache::HttpCache;
 
 /// A build result, as rebuilderd spells it. A v1 record without a result (`status: null`)
 /// and v0's `UNKWN` are both [`Status::Unknown`].
@@ -248,6 +257,11 @@ pub struct Options {
     /// Largest response body accepted.
     pub max_body: u64,
     pub user_agent: String,
+    /// Attempts per request: connection failures, 429 and 5xx are retried (a timeout is
+    /// not: a hanging rebuilder must not hold the run for attempts × the timeout).
+    pub attempts: u32,
+    /// First retry delay, doubled per attempt; a `Retry-After` (seconds, ≤ 30) wins.
+    pub backoff: Duration,
 }
 
 impl Default for Options {
@@ -259,6 +273,8 @@ impl Default for Options {
             page_size: 1000,
             max_body: 256 * 1024 * 1024,
             user_agent: concat!("repro-image/", env!("CARGO_PKG_VERSION")).to_string(),
+            attempts: 3,
+            backoff: Duration::from_millis(250),
         }
     }
 }
@@ -271,6 +287,28 @@ pub struct Filter {
     pub name: Option<String>,
 }
 
+/// HTTP cache validators of a response (`Last-Modified`, `ETag`), sent back as
+/// `If-Modified-Since` / `If-None-Match`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    pub last_modified: Option<String>,
+    pub etag: Option<String>,
+}
+
+impl Validators {
+    pub fn is_some(&self) -> bool {
+        self.last_modified.is_some() || self.etag.is_some()
+    }
+}
+
+/// One answered GET.
+#[derive(Debug)]
+struct Fetched {
+    not_modified: bool,
+    validators: Validators,
+    body: Vec<u8>,
+}
+
 /// Everything one rebuilder listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -279,11 +317,50 @@ pub struct Listing {
     pub records: Vec<Record>,
 }
 
+/// What talking to one rebuilder cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Response body bytes received.
+    pub bytes: u64,
+    /// Answers taken from the cache without a request (immutable entries).
+    pub cache_hits: u64,
+    /// `304 Not Modified` answers (the cached body was used).
+    pub not_modified: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+    cache_hits: AtomicU64,
+    not_modified: AtomicU64,
+}
+
+/// How a cached response may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CacheUse {
+    /// Ask again, conditionally when the entry has validators.
+    Revalidate,
+    /// A finished build's output never changes: use the entry without asking.
+    Immutable,
+}
+
+/// A build's text output to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildText {
+    Log,
+    Diffoscope,
+}
+
 /// One rebuilder.
 pub struct Client {
     base: String,
     opts: Options,
     agent: Agent,
+    cache: Option<HttpCache>,
+    counters: Counters,
 }
 
 impl Client {
@@ -307,11 +384,161 @@ impl Client {
             .user_agent(opts.user_agent.as_str())
             .build()
             .into();
-        Ok(Client { base, opts, agent })
+        Ok(Client {
+            base,
+            opts,
+            agent,
+            cache: None,
+            counters: Counters::default(),
+        })
+    }
+
+    /// Keep responses in `root/<rebuilder key>/` (see [`cache`]).
+    pub fn with_cache(mut self, root: &Path) -> Client {
+        self.cache = Some(HttpCache::for_rebuilder(root, &self.base));
+        self
     }
 
     pub fn url(&self) -> &str {
         &self.base
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            bytes: self.counters.bytes.load(Ordering::Relaxed),
+            cache_hits: self.counters.cache_hits.load(Ordering::Relaxed),
+            not_modified: self.counters.not_modified.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The rebuilder's signing keys: v1 `/api/v1/meta/public-keys` (rebuilderd 0.28 answers
+    /// `{"current":[PEM…]}`; its OpenAPI text says `[{"current":PEM}]`: both are read), v0
+    /// `/api/v0/public-keys` when v1 answers 404.
+    pub fn public_keys(&self) -> Result<Vec<attestation::PublicKey>, Error> {
+        let v1 = format!("{}/api/v1/meta/public-keys", self.base);
+        let (url, value) = match self.get_json::<serde_json::Value>(&v1) {
+            Ok(v) => (v1, v),
+            Err(Error::Http { status: 404, .. }) => {
+                let v0 = format!("{}/api/v0/public-keys", self.base);
+                let v = self.get_json::<serde_json::Value>(&v0)?;
+                (v0, v)
+            }
+            Err(e) => return Err(e),
+        };
+        let malformed = |message: String| Error::Malformed {
+            rebuilder: self.base.clone(),
+            url: url.clone(),
+            message,
+        };
+        let mut pems: Vec<String> = Vec::new();
+        let mut take = |v: &serde_json::Value| -> Result<(), Error> {
+            match v.get("current") {
+                Some(serde_json::Value::String(p)) => pems.push(p.clone()),
+                Some(serde_json::Value::Array(a)) => {
+                    for p in a {
+                        pems.push(
+                            p.as_str()
+                                .ok_or_else(|| {
+                                    malformed("a key in \"current\" is not a string".into())
+                                })?
+                                .to_string(),
+                        );
+                    }
+                }
+                _ => return Err(malformed("no \"current\" key list".into())),
+            }
+            Ok(())
+        };
+        match &value {
+            serde_json::Value::Array(items) => items.iter().try_for_each(&mut take)?,
+            v => take(v)?,
+        }
+        if pems.is_empty() {
+            return Err(malformed("no public key".into()));
+        }
+        pems.iter()
+            .map(|p| {
+                attestation::PublicKey::from_pem(p)
+                    .map_err(|e| malformed(format!("public key: {e}")))
+            })
+            .collect()
+    }
+
+    /// The in-toto link of a GOOD build: v1
+    /// `/api/v1/builds/{build}/artifacts/{artifact}/attestation`, v0
+    /// `/api/v0/builds/{build}/attestation`. `Ok(None)`: the rebuilder has none (404, or the
+    /// record names no build).
+    pub fn attestation(&self, record: &Record, api: Api) -> Result<Option<Vec<u8>>, Error> {
+        let url = match (api, record.build_id, record.artifact_id) {
+            (Api::V1, Some(b), Some(a)) => {
+                format!("{}/api/v1/builds/{b}/artifacts/{a}/attestation", self.base)
+            }
+            (Api::V0, Some(b), _) => format!("{}/api/v0/builds/{b}/attestation", self.base),
+            _ => return Ok(None),
+        };
+        match self.get_cached(&url, "application/json", CacheUse::Immutable) {
+            Ok(body) => Ok(Some(body)),
+            Err(Error::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A build's log or diffoscope output (v1, or v0 for v0 records). `Ok(None)` when the
+    /// rebuilder has none.
+    pub fn build_text(
+        &self,
+        record: &Record,
+        api: Api,
+        what: BuildText,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let url = match (api, what, record.build_id, record.artifact_id) {
+            (Api::V1, BuildText::Log, Some(b), _) => format!("{}/api/v1/builds/{b}/log", self.base),
+            (Api::V1, BuildText::Diffoscope, Some(b), Some(a)) => {
+                format!("{}/api/v1/builds/{b}/artifacts/{a}/diffoscope", self.base)
+            }
+            (Api::V0, BuildText::Log, Some(b), _) => format!("{}/api/v0/builds/{b}/log", self.base),
+            (Api::V0, BuildText::Diffoscope, Some(b), _) => {
+                format!("{}/api/v0/builds/{b}/diffoscope", self.base)
+            }
+            _ => return Ok(None),
+        };
+        match self.get_cached(&url, "text/plain", CacheUse::Immutable) {
+            Ok(body) => Ok(Some(body)),
+            Err(Error::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET through the cache (when there is one).
+    fn get_cached(&self, url: &str, accept: &str, mode: CacheUse) -> Result<Vec<u8>, Error> {
+        let Some(cache) = &self.cache else {
+            return Ok(self.get(url, accept, &Validators::default())?.body);
+        };
+        let entry = cache.get(url);
+        if mode == CacheUse::Immutable
+            && let Some(e) = entry
+        {
+            self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(e.body);
+        }
+        let cond = entry
+            .as_ref()
+            .map(|e| e.validators.clone())
+            .unwrap_or_default();
+        let f = self.get(url, accept, &cond)?;
+        if f.not_modified {
+            self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
+            if let Some(e) = entry {
+                return Ok(e.body);
+            }
+        }
+        // Listings are kept only when they can be revalidated; a write failure only costs
+        // the next run a request.
+        if mode == CacheUse::Immutable || f.validators.is_some() {
+            let _ = cache.put(url, &f.validators, &f.body);
+        }
+        Ok(f.body)
     }
 
     /// Every record matching `filter`: v1 (all pages), or v0 when v1 answers 404.
@@ -344,7 +571,8 @@ impl Client {
             push_opt(&mut q, "architecture", &filter.architecture);
             push_opt(&mut q, "name", &filter.name);
             let url = format!("{}/api/v1/packages/binary{}", self.base, query(&q));
-            let page: V1Page = self.get_json(&url)?;
+            let body = self.get_cached(&url, "application/json", CacheUse::Revalidate)?;
+            let page: V1Page = self.parse_json(&url, &body)?;
             let n = page.records.len();
             let last = page.records.last().map(|r| r.id);
             out.extend(page.records.into_iter().map(Record::from));
@@ -369,36 +597,115 @@ impl Client {
         push_opt(&mut q, "architecture", &filter.architecture);
         push_opt(&mut q, "name", &filter.name);
         let url = format!("{}/api/v0/pkgs/list{}", self.base, query(&q));
-        let list: Vec<V0Record> = self.get_json(&url)?;
+        let body = self.get_cached(&url, "application/json", CacheUse::Revalidate)?;
+        let list: Vec<V0Record> = self.parse_json(&url, &body)?;
         Ok(list.into_iter().map(Record::from).collect())
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Error> {
-        let resp = self
-            .agent
-            .get(url)
-            .header("Accept", "application/json")
-            .call()
-            .map_err(|e| self.transport(url, e))?;
+        let r = self.get(url, "application/json", &Validators::default())?;
+        self.parse_json(url, &r.body)
+    }
+
+    fn parse_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &[u8],
+    ) -> Result<T, Error> {
+        serde_json::from_slice(body).map_err(|e| Error::Malformed {
+            rebuilder: self.base.clone(),
+            url: url.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// GET with retries; 200 (and 304 when `cond` has validators) are answers, any other
+    /// status is [`Error::Http`].
+    fn get(&self, url: &str, accept: &str, cond: &Validators) -> Result<Fetched, Error> {
+        let attempts = self.opts.attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= attempts;
+            match self.get_once(url, accept, cond) {
+                Ok(f) => return Ok(f),
+                Err((e, retry_after)) => {
+                    let retryable = match &e {
+                        Error::Http { status, .. } => *status == 429 || *status >= 500,
+                        Error::Transport { .. } => true,
+                        _ => false,
+                    };
+                    if last || !retryable {
+                        return Err(e);
+                    }
+                    let backoff = self.opts.backoff * 2u32.saturating_pow(attempt - 1);
+                    std::thread::sleep(retry_after.unwrap_or(backoff));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn get_once(
+        &self,
+        url: &str,
+        accept: &str,
+        cond: &Validators,
+    ) -> Result<Fetched, (Error, Option<Duration>)> {
+        let mut req = self.agent.get(url).header("Accept", accept);
+        if let Some(lm) = &cond.last_modified {
+            req = req.header("If-Modified-Since", lm.as_str());
+        }
+        if let Some(et) = &cond.etag {
+            req = req.header("If-None-Match", et.as_str());
+        }
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = req.call().map_err(|e| (self.transport(url, e), None))?;
         let status = resp.status().as_u16();
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let validators = Validators {
+            last_modified: header("Last-Modified"),
+            etag: header("ETag"),
+        };
+        let retry_after = header("Retry-After")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(30)));
         let mut body = resp.into_body();
         let bytes = body
             .with_config()
             .limit(self.opts.max_body)
             .read_to_vec()
-            .map_err(|e| self.transport(url, e))?;
-        if status != 200 {
-            return Err(Error::Http {
-                rebuilder: self.base.clone(),
-                url: url.to_string(),
-                status,
-                body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            .map_err(|e| (self.transport(url, e), None))?;
+        self.counters
+            .bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if status == 304 && cond.is_some() {
+            return Ok(Fetched {
+                not_modified: true,
+                validators,
+                body: Vec::new(),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| Error::Malformed {
-            rebuilder: self.base.clone(),
-            url: url.to_string(),
-            message: e.to_string(),
+        if status != 200 {
+            return Err((
+                Error::Http {
+                    rebuilder: self.base.clone(),
+                    url: url.to_string(),
+                    status,
+                    body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+                },
+                retry_after,
+            ));
+        }
+        Ok(Fetched {
+            not_modified: false,
+            validators,
+            body: bytes,
         })
     }
 
@@ -425,6 +732,29 @@ impl Client {
             }
         }
     }
+}
+
+/// List with several clients at once, one thread each; results in the order given.
+pub fn list_each(clients: &[Client], filter: &Filter) -> Vec<Result<Listing, Error>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = clients
+            .iter()
+            .map(|c| s.spawn(move || c.list(filter)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(clients)
+            .map(|(h, c)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Transport {
+                        rebuilder: c.url().to_string(),
+                        url: c.url().to_string(),
+                        message: "the request thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    })
 }
 
 /// List several rebuilders at once, one thread each; results in the order given.

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::evidence::AttestationCheck;
 use crate::{Record, Status};
 
 /// An image package, as the match key.
@@ -161,6 +162,24 @@ impl Index {
         Index { by_name }
     }
 
+    /// The record that speaks for `pkg` when the rebuilder has exact records that agree
+    /// (the newest build among them); `None` for no exact record or a conflict.
+    pub fn exact(&self, pkg: &Pkg) -> Option<&Record> {
+        let exact: Vec<&Record> = self
+            .by_name
+            .get(&pkg.name)?
+            .iter()
+            .filter(|r| r.version == pkg.version && r.architecture == pkg.arch)
+            .collect();
+        let first = exact.first()?.status;
+        if exact.iter().any(|r| r.status != first) {
+            return None;
+        }
+        exact
+            .into_iter()
+            .max_by_key(|r| r.build_id.unwrap_or(i64::MIN))
+    }
+
     /// What this rebuilder says about `pkg`, matching exactly.
     pub fn said(&self, pkg: &Pkg) -> Said {
         let Some(records) = self.by_name.get(&pkg.name) else {
@@ -204,13 +223,17 @@ impl Index {
     }
 }
 
-/// The verdict from what every rebuilder said.
+/// The verdict from what every rebuilder said (every GOOD counting).
 pub fn verdict(said: &[Said], quorum: usize) -> Verdict {
     let good = said.iter().filter(|s| s.is_good()).count();
     let bad = said.iter().filter(|s| s.is_bad()).count();
     let any_good_in_conflict = said
         .iter()
         .any(|s| matches!(s, Said::Conflict { statuses } if statuses.contains(&Status::Good)));
+    decide(good, bad, any_good_in_conflict, quorum)
+}
+
+fn decide(good: usize, bad: usize, any_good_in_conflict: bool, quorum: usize) -> Verdict {
     if bad > 0 && (good > 0 || any_good_in_conflict) {
         Verdict::Disputed
     } else if good >= quorum.max(1) {
@@ -228,6 +251,23 @@ pub struct RebuilderSaid {
     pub rebuilder: String,
     #[serde(flatten)]
     pub said: Said,
+    /// For a GOOD whose attestation was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationCheck>,
+    /// Whether this answer counts as GOOD towards the quorum (a GOOD with an invalid
+    /// attestation never does; with `--require-attestation` only a fully verified one does).
+    pub counts: bool,
+}
+
+impl RebuilderSaid {
+    fn counts_good(&self, require: bool) -> bool {
+        self.said.is_good()
+            && match &self.attestation {
+                Some(AttestationCheck::Invalid { .. }) => false,
+                Some(a) => !require || a.fully_verified(),
+                None => !require,
+            }
+    }
 }
 
 /// A package's result over all rebuilders.
@@ -237,9 +277,26 @@ pub struct PackageStatus {
     pub version: String,
     pub arch: String,
     pub verdict: Verdict,
+    /// GOOD answers that count (see [`RebuilderSaid::counts`]).
     pub good: usize,
     pub bad: usize,
     pub rebuilders: Vec<RebuilderSaid>,
+}
+
+/// Decide again after attestations were checked: a GOOD counts only as
+/// [`RebuilderSaid::counts`] says.
+pub fn recount(p: &mut PackageStatus, quorum: usize, require_attestation: bool) {
+    for r in &mut p.rebuilders {
+        r.counts = r.counts_good(require_attestation);
+    }
+    let good = p.rebuilders.iter().filter(|r| r.counts).count();
+    let bad = p.rebuilders.iter().filter(|r| r.said.is_bad()).count();
+    let conflict_good = p.rebuilders.iter().any(
+        |r| matches!(&r.said, Said::Conflict { statuses } if statuses.contains(&Status::Good)),
+    );
+    p.good = good;
+    p.bad = bad;
+    p.verdict = decide(good, bad, conflict_good, quorum);
 }
 
 /// Evaluate every package against every rebuilder (`Err` = that rebuilder could not be
@@ -270,7 +327,9 @@ pub fn evaluate(
                     .zip(said)
                     .map(|((url, _), said)| RebuilderSaid {
                         rebuilder: url.clone(),
+                        counts: said.is_good(),
                         said,
+                        attestation: None,
                     })
                     .collect(),
             }
@@ -488,5 +547,46 @@ mod tests {
         );
         assert_eq!(Verdict::parse("UNKWN"), Some(Verdict::Unknown));
         assert_eq!(Verdict::parse("x"), None);
+    }
+
+    #[test]
+    fn recount_with_attestations() {
+        use crate::evidence::{AttestationCheck, ProductState};
+        let idx = |st: Status| Ok(Index::new(vec![rec("a", "1-1", "any", st, 1)]));
+        let rebuilders = vec![
+            ("http://rb1".to_string(), idx(Good)),
+            ("http://rb2".to_string(), idx(Good)),
+            ("http://rb3".to_string(), idx(Bad)),
+        ];
+        let pkgs = [Pkg::new("a", "1-1", "any")];
+        let verified = |pc| AttestationCheck::Verified {
+            keyid: "k".into(),
+            product: "a-1-1-any.pkg.tar.zst".into(),
+            sha256: None,
+            product_check: pc,
+        };
+        let mut st = evaluate(&pkgs, &rebuilders[..2], 2).remove(0);
+        assert_eq!(st.verdict, Verdict::Reproduced);
+        // An invalid attestation never counts.
+        st.rebuilders[0].attestation = Some(AttestationCheck::Invalid { reason: "x".into() });
+        st.rebuilders[1].attestation = Some(verified(ProductState::Unchecked));
+        recount(&mut st, 2, false);
+        assert_eq!((st.good, st.verdict), (1, Verdict::NotReproduced));
+        assert!(!st.rebuilders[0].counts && st.rebuilders[1].counts);
+        // Required: only a product checked against the archive's hash counts.
+        st.rebuilders[0].attestation = Some(verified(ProductState::Matched));
+        recount(&mut st, 1, true);
+        assert_eq!((st.good, st.verdict), (1, Verdict::Reproduced));
+        recount(&mut st, 2, true);
+        assert_eq!(st.verdict, Verdict::NotReproduced);
+        recount(&mut st, 2, false);
+        assert_eq!(st.verdict, Verdict::Reproduced);
+        // A BAD elsewhere disputes a counted GOOD, but not a GOOD that does not count.
+        let mut st = evaluate(&pkgs, &rebuilders, 1).remove(0);
+        assert_eq!(st.verdict, Verdict::Disputed);
+        st.rebuilders[0].attestation = Some(AttestationCheck::Missing { reason: "-".into() });
+        st.rebuilders[1].attestation = Some(AttestationCheck::Invalid { reason: "-".into() });
+        recount(&mut st, 1, true);
+        assert_eq!(st.verdict, Verdict::NotReproduced);
     }
 }

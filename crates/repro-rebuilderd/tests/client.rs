@@ -276,3 +276,122 @@ fn unreachable_rebuilder_is_a_transport_error() {
     assert!(matches!(e, Error::Transport { .. }), "{e:?}");
     assert!(e.to_string().contains(&url));
 }
+
+#[test]
+fn listings_are_revalidated_with_if_modified_since() {
+    let lm = "Tue, 24 Nov 2026 10:00:00 GMT";
+    let page = r#"{"total":1,"records":[{"id":1,"name":"a","version":"1-1","architecture":"any","status":"GOOD","build_id":3,"artifact_id":3,"attestation_log_id":3}]}"#;
+    let server = EvilServer::start([(
+        V1,
+        Behavior::sequence(vec![
+            json(page).with_header("Last-Modified", lm),
+            Behavior::respond(304, &[("Last-Modified", lm)], ""),
+        ]),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let first = Client::new(&server.url(), quick())
+        .unwrap()
+        .with_cache(dir.path());
+    let l1 = first.list(&Filter::default()).unwrap();
+    assert_eq!(first.stats().not_modified, 0);
+    // A new client (a new run) sends the validator and takes the cached body on 304.
+    let second = Client::new(&server.url(), quick())
+        .unwrap()
+        .with_cache(dir.path());
+    let l2 = second.list(&Filter::default()).unwrap();
+    assert_eq!(l1.records, l2.records);
+    let s = second.stats();
+    assert_eq!((s.requests, s.not_modified, s.bytes), (1, 1, 0), "{s:?}");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].header("If-Modified-Since"), None);
+    assert_eq!(reqs[1].header("If-Modified-Since"), Some(lm));
+}
+
+#[test]
+fn without_validators_a_listing_is_fetched_again_and_attestations_are_cached() {
+    // rebuilderd itself sends no Last-Modified: the listing is asked for every run, while
+    // a finished build's attestation comes from the cache.
+    let dir = tempfile::tempdir().unwrap();
+    let url = rb(1);
+    let c = Client::new(&url, quick()).unwrap().with_cache(dir.path());
+    let l = c.list(&Filter::default()).unwrap();
+    let good = l
+        .records
+        .iter()
+        .find(|r| r.name == "filesystem" && r.status == Status::Good)
+        .unwrap();
+    let a1 = c.attestation(good, l.api).unwrap().unwrap();
+    let before = c.stats();
+    let c2 = Client::new(&url, quick()).unwrap().with_cache(dir.path());
+    let l2 = c2.list(&Filter::default()).unwrap();
+    let a2 = c2.attestation(good, l2.api).unwrap().unwrap();
+    assert_eq!(a1, a2);
+    let s = c2.stats();
+    assert_eq!(s.cache_hits, 1, "{s:?}");
+    assert_eq!(s.requests, 1, "only the listing was asked for: {s:?}");
+    assert!(before.requests >= 2);
+    // The keys the rebuilder serves are the world's saved PEM.
+    let keys = c2.public_keys().unwrap();
+    let pem = std::fs::read_to_string(World::up().get("WORLD_REBUILDER_1_PUBKEY")).unwrap();
+    let want = repro_rebuilderd::attestation::PublicKey::from_pem(&pem).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].keyid(), want.keyid());
+}
+
+#[test]
+fn server_errors_are_retried_with_backoff_then_reported() {
+    let page = r#"{"total":0,"records":[]}"#;
+    let server = EvilServer::start([(V1, Behavior::unavailable(2, json(page)))]);
+    let c = Client::new(&server.url(), quick()).unwrap();
+    let l = c.list(&Filter::default()).unwrap();
+    assert!(l.records.is_empty());
+    assert_eq!(c.stats().requests, 3);
+    // Always failing: the last error is reported after the configured attempts.
+    let server = EvilServer::start([(V1, Behavior::respond(503, &[], "down"))]);
+    let c = Client::new(
+        &server.url(),
+        Options {
+            attempts: 2,
+            ..quick()
+        },
+    )
+    .unwrap();
+    let e = c.list(&Filter::default()).unwrap_err();
+    assert!(matches!(e, Error::Http { status: 503, .. }), "{e:?}");
+    assert_eq!(server.hits(V1), 2);
+}
+
+#[test]
+fn public_keys_in_both_shapes_and_v0() {
+    let pem = "-----BEGIN PUBLIC KEY-----\nMCwwBwYDK2VwBQADIQD7Z+bUcy6vE5A5wngcT6NvJiOa4ryGtKiElsBX3cS6ig==\n-----END PUBLIC KEY-----\n";
+    let spec_shape = serde_json::json!([{ "current": pem }]).to_string();
+    let s1 = EvilServer::start([("/api/v1/meta/public-keys", json(&spec_shape))]);
+    assert_eq!(
+        Client::new(&s1.url(), quick())
+            .unwrap()
+            .public_keys()
+            .unwrap()
+            .len(),
+        1
+    );
+    let v0 = serde_json::json!({ "current": [pem] }).to_string();
+    let s0 = EvilServer::start([("/api/v0/public-keys", json(&v0))]);
+    assert_eq!(
+        Client::new(&s0.url(), quick())
+            .unwrap()
+            .public_keys()
+            .unwrap()
+            .len(),
+        1
+    );
+    let bad = EvilServer::start([("/api/v1/meta/public-keys", json(r#"{"current":["nope"]}"#))]);
+    let e = Client::new(&bad.url(), quick())
+        .unwrap()
+        .public_keys()
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Malformed { .. }) && e.to_string().contains("public key"),
+        "{e}"
+    );
+}

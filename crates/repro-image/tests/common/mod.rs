@@ -12,8 +12,11 @@ pub fn bin() -> Command {
     // Never read the developer's credentials or cache.
     c.env_remove("REGISTRY_AUTH_FILE")
         .env_remove("REPRO_IMAGE_CREDS")
+        .env_remove("REBUILDERD")
         .env("HOME", "/nonexistent")
-        .env("XDG_RUNTIME_DIR", "/nonexistent");
+        .env("XDG_RUNTIME_DIR", "/nonexistent")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_DATA_HOME", "/nonexistent");
     c
 }
 
