@@ -6,6 +6,7 @@
 //! * [`TestImage`] / [`MultiPlatformImage`]: deterministic OCI image layouts.
 //! * [`skopeo()`] and friends: drive `/usr/bin/skopeo` against those servers.
 //! * [`http`]: a tiny blocking HTTP/1.1 client for raw assertions.
+//! * [`FakeRebuilderd`]: a rebuilderd API v1 subset with as many signed records as asked.
 //!
 //! Everything panics with a clear message when the environment is broken (missing binary,
 //! registry that does not start): these are test fixtures. External programs needed (see
@@ -14,6 +15,7 @@
 pub mod evil;
 pub mod http;
 pub mod image;
+pub mod rebuilderd;
 pub mod registry;
 pub mod skopeo;
 pub mod token_proxy;
@@ -24,6 +26,7 @@ pub use image::{
     Compression, Descriptor, Entry, ImageOptions, LayerSpec, LayerStats, MultiPlatformImage,
     TestImage,
 };
+pub use rebuilderd::{FakeRebuilderd, FakeRecord};
 pub use registry::Registry;
 pub use skopeo::{
     skopeo, skopeo_copy_layout_to, skopeo_copy_to_registry, skopeo_inspect_raw, try_skopeo,
