@@ -18,8 +18,10 @@ use repro_transport::registry::RegistrySource;
 
 mod attestation;
 mod copy_cmd;
+mod fetch;
 mod files;
 mod inspect;
+mod lock;
 mod packages;
 mod progress;
 mod sbom;
@@ -103,6 +105,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Offline checks of rebuilderd in-toto link attestations.
     Attestation(attestation::AttestationArgs),
+    /// Pin every input of an image: recipe parameters, packages (sha256, signature), image bytes.
+    Lock(lock::LockArgs),
+    /// Download the packages a lock pins into the content store, verified (sha256, signatures).
+    Fetch(fetch::FetchArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +121,8 @@ fn main() -> ExitCode {
         Command::Files(a) => files::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
         Command::Attestation(a) => attestation::run(&cli.global, a),
+        Command::Lock(a) => lock::run(&cli.global, a),
+        Command::Fetch(a) => fetch::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,
