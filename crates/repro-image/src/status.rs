@@ -69,6 +69,17 @@ pub struct StatusArgs {
     /// image's own sync dbs are used too.
     #[arg(long = "sync-db", value_name = "FILE")]
     sync_dbs: Vec<PathBuf>,
+    /// An Arch Linux Archive to take the package files' sha256 from: the sync dbs of
+    /// `--snapshot` (default: the day before the newest install date) under
+    /// URL/repos/YYYY/MM/DD/REPO/os/ARCH/REPO.db.
+    #[arg(long, value_name = "URL")]
+    archive: Option<String>,
+    /// The archive snapshot (YYYY/MM/DD) for --archive.
+    #[arg(long, value_name = "YYYY/MM/DD", requires = "archive")]
+    snapshot: Option<repro_lock::Snapshot>,
+    /// Repositories to read from --archive (repeatable).
+    #[arg(long = "repo", value_name = "REPO", default_values_t = ["core".to_string(), "extra".to_string()], requires = "archive")]
+    repos: Vec<String>,
     /// Attestation requests in flight per rebuilder.
     #[arg(long, default_value_t = 8, value_name = "N")]
     jobs: usize,
@@ -219,13 +230,74 @@ fn read_inventory(
     Ok((inv, source, warnings))
 }
 
-/// The package files' names and sha256 by (name, version, arch): the image's sync dbs and
-/// every `--sync-db`.
+/// The sync dbs of `--archive` at `--snapshot` (or the day before the newest install date).
+fn archive_dbs(
+    g: &Global,
+    a: &StatusArgs,
+    inv: &repro_inventory::Inventory,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<repro_inventory::SyncDb>> {
+    const MAX_DB: u64 = 256 * 1024 * 1024;
+    let Some(archive) = &a.archive else {
+        return Ok(Vec::new());
+    };
+    let archive = archive.trim_end_matches('/');
+    let snapshot = match &a.snapshot {
+        Some(s) => *s,
+        None => {
+            let Some(newest) = inv.packages.iter().map(|p| p.install_date).max() else {
+                bail!("--archive: no package to derive the snapshot from; give --snapshot");
+            };
+            let s = repro_lock::Snapshot::day_before(newest - newest.rem_euclid(86_400));
+            warnings.push(format!(
+                "--archive: snapshot {s} (the day before the newest install date; --snapshot to choose)"
+            ));
+            s
+        }
+    };
+    let arch = inv
+        .packages
+        .iter()
+        .map(|p| p.arch.as_str())
+        .find(|a| *a != "any")
+        .unwrap_or("x86_64");
+    let client = repro_lock::archive::Client::new(repro_lock::archive::ClientOptions {
+        timeout: Duration::from_secs(g.timeout.max(1)),
+        attempts: g.retries.max(1),
+        ..Default::default()
+    });
+    let mut dbs = Vec::new();
+    for repo in &a.repos {
+        let url = format!("{archive}/repos/{snapshot}/{repo}/os/{arch}/{repo}.db");
+        match client.get_small(&url, MAX_DB)? {
+            Some(bytes) => {
+                let (db, errors) = parse_sync_db(&url, repo, &bytes);
+                if let Some(e) = errors.first() {
+                    bail!("{url}: {e}");
+                }
+                dbs.extend(db);
+            }
+            None => warnings.push(format!("{url}: not in the archive")),
+        }
+    }
+    if dbs.is_empty() {
+        bail!(
+            "--archive {archive}: no sync db for snapshot {snapshot} ({})",
+            a.repos.join(", ")
+        );
+    }
+    Ok(dbs)
+}
+
+/// The package files' names and sha256 by (name, version, arch): the image's sync dbs,
+/// those of `--archive` and every `--sync-db`.
 fn sync_packages(
     inv: &repro_inventory::Inventory,
+    extra: Vec<repro_inventory::SyncDb>,
     files: &[PathBuf],
 ) -> Result<HashMap<(String, String, String), SyncPackage>> {
     let mut dbs = inv.sync_dbs.clone();
+    dbs.extend(extra);
     for f in files {
         let bytes = std::fs::read(f).with_context(|| format!("--sync-db {}", f.display()))?;
         let name = f
@@ -355,9 +427,10 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
         ..AttestationSummary::default()
     };
     if !a.no_attestations {
-        let sync = sync_packages(&inv, &a.sync_dbs)?;
+        let from_archive = archive_dbs(g, a, &inv, &mut warnings)?;
+        let sync = sync_packages(&inv, from_archive, &a.sync_dbs)?;
         if sync.is_empty() {
-            let msg = "no sync db (in the image or --sync-db): attested products are named but \
+            let msg = "no sync db (in the image, --archive or --sync-db): attested products are named but \
                        their sha256 is not compared with the archive's";
             if a.require_attestation {
                 warnings.push(format!("{msg}; --require-attestation counts no GOOD"));

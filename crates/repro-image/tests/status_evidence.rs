@@ -517,3 +517,68 @@ fn default_rebuilders_are_the_public_arch_ones() {
     );
     assert!(e.contains(conf.to_str().unwrap()), "{e}");
 }
+
+#[test]
+fn archive_sync_dbs_give_the_file_hashes() {
+    let w = World::up();
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("known.json");
+    let urls = vec![rb(1), rb(3)];
+    let archive = w.get("WORLD_ARCHIVE_URL");
+    // Snapshot derived from the install dates (= SOURCE_DATE_EPOCH): the image's own.
+    let j = json(&ok(
+        tmp.path(),
+        &args(
+            &urls,
+            &keys,
+            &["--json", "--archive", archive, "--require-attestation"],
+        ),
+    ));
+    let a = &j["attestations"];
+    assert_eq!(a["hash_matched"], a["verified"], "{a}");
+    assert!(a["verified"].as_u64().unwrap() > 30, "{a}");
+    let snap = w.get("WORLD_IMAGE_SNAPSHOT");
+    assert!(
+        j["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str().unwrap().contains(&format!("snapshot {snap}"))),
+        "{}",
+        j["warnings"]
+    );
+    assert_eq!(pkg(&j, "filesystem")["verdict"], "REPRODUCED");
+    // The older snapshot lacks bash 5.2.15-2: its attestation is verified but its file hash
+    // unknown, so with --require-attestation it does not count.
+    let old = w.get("SNAPSHOT_OLD");
+    let j = json(&ok(
+        tmp.path(),
+        &args(
+            &urls,
+            &keys,
+            &[
+                "--json",
+                "--archive",
+                archive,
+                "--snapshot",
+                old,
+                "--require-attestation",
+            ],
+        ),
+    ));
+    let b = pkg(&j, "bash");
+    assert_eq!(
+        b["rebuilders"][0]["attestation"]["product_check"], "unchecked",
+        "{b}"
+    );
+    assert_eq!(b["verdict"], "UNKNOWN", "{b}");
+    let e = err(
+        tmp.path(),
+        &args(
+            &urls,
+            &keys,
+            &["--archive", archive, "--snapshot", "1999/01/01"],
+        ),
+    );
+    assert!(e.contains("no sync db for snapshot 1999/01/01"), "{e}");
+}
