@@ -18,6 +18,7 @@ use repro_transport::registry::RegistrySource;
 
 mod attestation;
 mod copy_cmd;
+mod diff;
 mod fetch;
 mod files;
 mod inspect;
@@ -109,6 +110,8 @@ enum Command {
     Lock(lock::LockArgs),
     /// Download the packages a lock pins into the content store, verified (sha256, signatures).
     Fetch(fetch::FetchArgs),
+    /// Semantic diff of two images down to tar entries (exit 0 equal, 1 different).
+    Diff(diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
         Command::Attestation(a) => attestation::run(&cli.global, a),
         Command::Lock(a) => lock::run(&cli.global, a),
         Command::Fetch(a) => fetch::run(&cli.global, a),
+        Command::Diff(a) => diff::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

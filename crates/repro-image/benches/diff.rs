@@ -1,0 +1,282 @@
+//! `diff` benchmark: two >= 100 MB images that differ in one file (the world's bulk image,
+//! and a copy whose big layer has one byte of one file flipped), against reading both images
+//! once (`repro-image files A; repro-image files B`). Alternating, in one run; prints each
+//! round, the ratio of medians (diff / files A + files B; goal <= 1.2x) and the peak RSS of
+//! the diff.
+//!
+//!     cargo bench -p repro-image --bench diff          # ROUNDS=5 to change
+//!
+//! The bulk world is brought up in `target/world-bulk` (`WORLD_DIR` overrides it), as the
+//! `files` benchmark does; the second image is made once under
+//! `target/bench-fixtures/diff-<layer digest>/` from the world's `oci-zstd` layout: the
+//! layer is decompressed, one byte of a regular file's content is flipped in place (the tar
+//! stays valid: content has no checksum), recompressed with `zstd -3`, and config, manifest
+//! and index.json rewritten. The benchmark checks that the diff names exactly that file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median<T: Ord + Copy>(v: &[T]) -> T {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn read_env(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn blob(dir: &Path, digest: &str) -> PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    dir.join("blobs").join(alg).join(hex)
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn sh(cmd: &mut Command) -> String {
+    let out = cmd.stderr(Stdio::inherit()).output().expect("command runs");
+    assert!(out.status.success(), "{cmd:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sha256_file(p: &Path) -> String {
+    let out = sh(Command::new("sha256sum").arg(p));
+    format!("sha256:{}", out.split_whitespace().next().unwrap())
+}
+
+/// Write `bytes` as a blob of the layout; returns (digest, size).
+fn put(dir: &Path, bytes: &[u8]) -> (String, u64) {
+    let d = repro_oci::digest::sha256_of(bytes).to_string();
+    std::fs::write(blob(dir, &d), bytes).unwrap();
+    (d, bytes.len() as u64)
+}
+
+/// The layout `src` (ref `reference`) with one byte of one file of layer 0 flipped, under
+/// `out`; returns the image reference and the changed file's path.
+fn one_file_changed(src: &Path, reference: &str, out: &Path) -> (String, String) {
+    let index = json(&src.join("index.json"));
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .expect("ref in index.json")
+        .clone();
+    let mut manifest = json(&blob(src, entry["digest"].as_str().unwrap()));
+    let layer0 = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = out.join("done");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(out);
+        std::fs::create_dir_all(out.join("blobs/sha256")).unwrap();
+        for e in std::fs::read_dir(src.join("blobs/sha256")).unwrap() {
+            let e = e.unwrap();
+            std::fs::hard_link(e.path(), out.join("blobs/sha256").join(e.file_name())).unwrap();
+        }
+        let tar = out.join("layer.tar");
+        sh(Command::new("sh").arg("-c").arg(format!(
+            "zstd -q -d -c '{}' > '{}'",
+            blob(src, &layer0).display(),
+            tar.display()
+        )));
+        // The first regular file of > 4 KiB with a plain ustar header: its content follows.
+        let listing = sh(Command::new("tar").arg("-R").arg("-tvf").arg(&tar));
+        let mut bytes = std::fs::read(&tar).unwrap();
+        let (path, offset) = listing
+            .lines()
+            .find_map(|l| {
+                let (block, rest) = l.strip_prefix("block ")?.split_once(": ")?;
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if !f.first()?.starts_with('-') || f.get(2)?.parse::<u64>().ok()? < 4096 {
+                    return None;
+                }
+                let name = f.get(5)?.trim_start_matches("./");
+                let h = block.parse::<usize>().ok()? * 512;
+                let hdr = bytes.get(h..h + 512)?;
+                let stored = String::from_utf8_lossy(&hdr[..100]);
+                let typ = hdr[156];
+                (stored.trim_end_matches('\0').trim_start_matches("./") == name
+                    && (typ == b'0' || typ == 0))
+                    .then(|| (name.to_string(), h + 512 + 100))
+            })
+            .expect("a regular file to change");
+        bytes[offset] ^= 0x01;
+        std::fs::write(&tar, &bytes).unwrap();
+        drop(bytes);
+        let diff_id = sha256_file(&tar);
+        let zst = out.join("layer.tar.zst");
+        sh(Command::new("zstd")
+            .args(["-q", "-T0", "-3", "-f", "-o"])
+            .arg(&zst)
+            .arg(&tar));
+        let layer_digest = sha256_file(&zst);
+        let layer_size = std::fs::metadata(&zst).unwrap().len();
+        std::fs::rename(&zst, blob(out, &layer_digest)).unwrap();
+        std::fs::remove_file(&tar).unwrap();
+        let mut config = json(&blob(src, manifest["config"]["digest"].as_str().unwrap()));
+        config["rootfs"]["diff_ids"][0] = Value::String(diff_id);
+        let (cd, cs) = put(out, &serde_json::to_vec(&config).unwrap());
+        manifest["config"]["digest"] = cd.into();
+        manifest["config"]["size"] = cs.into();
+        manifest["layers"][0]["digest"] = layer_digest.into();
+        manifest["layers"][0]["size"] = layer_size.into();
+        let (md, ms) = put(out, &serde_json::to_vec(&manifest).unwrap());
+        let mut e = entry.clone();
+        e["digest"] = md.into();
+        e["size"] = ms.into();
+        let idx = serde_json::json!({"schemaVersion": 2, "manifests": [e]});
+        std::fs::write(out.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
+        std::fs::write(out.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(&done, &path).unwrap();
+    }
+    let path = std::fs::read_to_string(&done).unwrap();
+    (format!("oci:{}:{reference}", out.display()), path)
+}
+
+/// Run `cmd` under `/usr/bin/time -f %M`: wall time, peak RSS in bytes, exit code, stdout.
+fn timed(cmd: &[&str]) -> (Duration, u64, i32, Vec<u8>) {
+    let marker = "PEAK_RSS_KB=";
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg(format!("{marker}%M"))
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("/usr/bin/time runs (apt-get install time)");
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let kb: u64 = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(marker))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in {err}"));
+    let code = out.status.code().unwrap_or(-1);
+    (took, kb * 1024, code, out.stdout)
+}
+
+fn main() {
+    let rounds = env_num("ROUNDS", 5).max(1) as usize;
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let world_dir = std::env::var("WORLD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo.join("target/world-bulk"));
+    eprintln!(
+        "bringing up the bulk world in {} (cached after the first run) ...",
+        world_dir.display()
+    );
+    let up = Command::new("bash")
+        .arg(repo.join("tests/world/world"))
+        .args(["up", "--bulk", "--skip", "rebuilders"])
+        .env("WORLD_DIR", &world_dir)
+        .env("WORLD_BULK", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("tests/world/world runs");
+    assert!(up.success(), "world up --bulk failed");
+    let env = read_env(&world_dir.join("env"));
+    let a = env
+        .get("WORLD_OCI_BULK_ZSTD")
+        .expect("WORLD_OCI_BULK_ZSTD in the world's env file")
+        .clone();
+    let (dir, reference) = a
+        .strip_prefix("oci:")
+        .and_then(|r| r.rsplit_once(':'))
+        .expect("oci:DIR:REF");
+    let diff_ids = env.get("WORLD_IMAGE_BULK_DIFF_IDS").unwrap();
+    let key = &diff_ids[7..23];
+    let fixture = repo.join(format!("target/bench-fixtures/diff-{key}"));
+    let (b, changed) = one_file_changed(Path::new(dir), reference, &fixture);
+
+    let bin = env!("CARGO_BIN_EXE_repro-image");
+    let diff_cmd = [bin, "--quiet", "--json", "diff", &a, &b];
+    let files_script = format!(
+        "'{bin}' --quiet files \"$1\" >/dev/null; '{bin}' --quiet files \"$2\" >/dev/null; true"
+    );
+    let files_cmd = ["bash", "-c", &files_script, "files", &a, &b];
+
+    // The diff names exactly the changed file (and what summarises it).
+    let (_, _, code, out) = timed(&diff_cmd);
+    assert_eq!(code, 1, "the images differ");
+    let j: Value = serde_json::from_slice(&out).unwrap();
+    let files: Vec<(String, String)> = j["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["level"] == "file")
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().into(),
+                d["field"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        vec![(changed.clone(), "sha256".to_string())],
+        "{j:#}"
+    );
+    timed(&files_cmd);
+
+    println!("diff {a}\n  vs {b}\n  (one byte of {changed} flipped)");
+    let (mut ours, mut peer, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut order = [true, false];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for is_ours in order {
+            if is_ours {
+                let (t, m, code, _) = timed(&diff_cmd);
+                assert_eq!(code, 1);
+                ours.push(t);
+                rss.push(m);
+            } else {
+                peer.push(timed(&files_cmd).0);
+            }
+        }
+        println!(
+            "round {round}: diff {:>7.3}s (peak RSS {:>6.1} MB)  files A + files B {:>7.3}s  ratio {:.2}x",
+            ours[round].as_secs_f64(),
+            rss[round] as f64 / 1e6,
+            peer[round].as_secs_f64(),
+            ours[round].as_secs_f64() / peer[round].as_secs_f64()
+        );
+    }
+    let (mo, mp) = (median(&ours), median(&peer));
+    let ratio = mo.as_secs_f64() / mp.as_secs_f64();
+    let peak = *rss.iter().max().unwrap();
+    println!(
+        "diff vs files on each, {rounds} rounds: median diff {:.3}s, files A + B {:.3}s, ratio {ratio:.2}x (goal <= 1.20x: {}); diff peak RSS {:.1} MB",
+        mo.as_secs_f64(),
+        mp.as_secs_f64(),
+        if ratio <= 1.2 { "met" } else { "MISSED" },
+        peak as f64 / 1e6,
+    );
+}
