@@ -17,6 +17,7 @@ use repro_transport::ImageSource;
 use repro_transport::registry::RegistrySource;
 
 mod attestation;
+mod build;
 mod copy_cmd;
 mod diff;
 mod fetch;
@@ -112,6 +113,8 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Semantic diff of two images down to tar entries (exit 0 equal, 1 different).
     Diff(diff::DiffArgs),
+    /// Rebuild the rootfs tarball from a lock's pins alone: repro.tar, repro.tar.zst, digests.
+    Build(build::BuildArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Lock(a) => lock::run(&cli.global, a),
         Command::Fetch(a) => fetch::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
+        Command::Build(a) => build::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,305 @@
+//! `repro-image build` on the local Arch Linux world (tests/world): lock → fetch → build the
+//! world's repro image and compare with the reference rootfs that the world's independent
+//! shell recipe (tests/world/recipe/build-rootfs.sh, GNU tar, the zstd CLI) made.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use repro_world::World;
+
+fn world() -> &'static World {
+    World::up()
+}
+
+/// A lock of the world's repro image and a cache holding its fetched packages, made once
+/// for all tests of this file.
+struct Prepared {
+    dir: PathBuf,
+    cache: PathBuf,
+    lock: PathBuf,
+}
+
+fn prepared() -> &'static Prepared {
+    static P: OnceLock<Prepared> = OnceLock::new();
+    P.get_or_init(|| {
+        let w = world();
+        // under target/, not /tmp: the outputs are kept for a look after a failure and
+        // replaced by the next run
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("repro-build-test");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let cache = dir.join("cache");
+        let lock = dir.join("repro.lock");
+        common::ok(
+            &cache,
+            &[
+                "lock",
+                w.get("WORLD_OCI_REPRO_GZIP"),
+                "--archive",
+                w.get("WORLD_ARCHIVE_URL"),
+                "-o",
+                lock.to_str().unwrap(),
+            ],
+        );
+        common::ok(
+            &cache,
+            &[
+                "fetch",
+                lock.to_str().unwrap(),
+                "--keyring",
+                w.get("WORLD_KEYRING"),
+            ],
+        );
+        Prepared { dir, cache, lock }
+    })
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// GNU tar's verbose listing, for a readable first difference.
+fn listing(tar: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .args(["--full-time", "--numeric-owner", "-tvf"])
+        .arg(tar)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn first_difference(ours: &Path, reference: &Path) -> String {
+    let (a, b) = (listing(ours), listing(reference));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        if x != y {
+            return format!("entry {i}: ours\n  {x}\nreference\n  {y}");
+        }
+    }
+    if a.len() != b.len() {
+        return format!(
+            "{} entries in ours, {} in the reference (same up to there)",
+            a.len(),
+            b.len()
+        );
+    }
+    "the listings agree: the difference is in file contents, pax records or padding".into()
+}
+
+fn build(cache: &Path, lock: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["build", lock.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    common::run(cache, &args)
+}
+
+fn assert_reference(out: &Path) {
+    let w = world();
+    let reference_tar = Path::new(w.get("WORLD_ROOTFS_REPRO_TAR"));
+    let reference_zst = Path::new(w.get("WORLD_ROOTFS_REPRO_TAR_ZST"));
+    let tar = out.join("repro.tar");
+    assert_eq!(
+        sha256(&tar),
+        sha256(reference_tar),
+        "repro.tar differs from the reference: {}",
+        first_difference(&tar, reference_tar)
+    );
+    assert_eq!(
+        sha256(&out.join("repro.tar.zst")),
+        sha256(reference_zst),
+        "repro.tar.zst differs from the reference (repro.tar is equal: the zstd step)"
+    );
+    // the .SHA256 file is what `sha256sum repro.tar.zst` writes, byte for byte
+    let check = Command::new("sha256sum")
+        .args(["--quiet", "-c", "repro.tar.zst.SHA256"])
+        .current_dir(out)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "sha256sum -c repro.tar.zst.SHA256");
+    assert_eq!(
+        std::fs::read(out.join("repro.tar.zst.SHA256")).unwrap(),
+        std::fs::read(reference_zst.with_extension("zst.SHA256")).unwrap()
+    );
+}
+
+#[test]
+fn build_reproduces_the_reference_rootfs_bit_for_bit() {
+    let p = prepared();
+    let out = p.dir.join("out-1");
+    let o = build(&p.cache, &p.lock, &out, &["--json"]);
+    assert!(
+        o.status.success(),
+        "build failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_reference(&out);
+
+    // The printed digests are the files' digests.
+    let j = common::json(&o);
+    assert_eq!(j["schema"], "repro-image/build/v1");
+    assert_eq!(
+        j["tar"]["digest"].as_str().unwrap(),
+        format!("sha256:{}", sha256(&out.join("repro.tar")))
+    );
+    assert_eq!(
+        j["zst"]["digest"].as_str().unwrap(),
+        format!("sha256:{}", sha256(&out.join("repro.tar.zst")))
+    );
+    assert_eq!(j["source_date_epoch"], 1_793_664_000i64);
+    assert_eq!(j["hooks_masked"], serde_json::json!(["edgecases.hook"]));
+    // The build directory is gone; only the outputs and the log stay.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "build.log",
+            "layers",
+            "repro.tar",
+            "repro.tar.zst",
+            "repro.tar.zst.SHA256"
+        ]
+    );
+
+    // The image's two layers (COPY, RUN ldconfig…) in containers/storage's dialect: the
+    // reference image's diff_ids, and the layer files hash to them.
+    let w = world();
+    let expected: Vec<&str> = w.get("WORLD_IMAGE_REPRO_DIFF_IDS").split(',').collect();
+    let layers = j["image"]["layers"].as_array().unwrap();
+    let got: Vec<&str> = layers
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, expected, "the image's diff_ids");
+    assert_eq!(j["image"]["diff_ids_match"], true);
+    for (i, l) in layers.iter().enumerate() {
+        let file = out.join(format!("layers/layer-{}.tar", i + 1));
+        assert_eq!(l["file"].as_str().unwrap(), file.to_str().unwrap());
+        assert_eq!(format!("sha256:{}", sha256(&file)), expected[i]);
+    }
+}
+
+#[test]
+fn two_builds_are_byte_identical_and_keep_builddir_keeps_the_tree() {
+    let p = prepared();
+    let (a, b) = (p.dir.join("twice-a"), p.dir.join("twice-b"));
+    for (out, extra) in [(&a, &[][..]), (&b, &["--keep-builddir"][..])] {
+        let o = build(&p.cache, &p.lock, out, extra);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for f in ["repro.tar", "repro.tar.zst", "repro.tar.zst.SHA256"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between two builds"
+        );
+    }
+    // The kept tree is the one archived: its local db says SOURCE_DATE_EPOCH.
+    let desc =
+        std::fs::read_to_string(b.join("work/build/var/lib/pacman/local/bash-5.2.15-2/desc"))
+            .unwrap();
+    assert!(
+        desc.contains("%INSTALLDATE%\n1793664000\n"),
+        "install date: {desc}"
+    );
+    assert!(!a.join("work").exists());
+}
+
+/// Once fetched, a build needs no network: the lock's archive is a dead port and the
+/// build runs in a network namespace of its own with no interfaces up.
+#[test]
+fn build_never_touches_the_network() {
+    let p = prepared();
+    let w = world();
+    let text = std::fs::read_to_string(&p.lock).unwrap();
+    let dead = text.replace(w.get("WORLD_ARCHIVE_URL"), "http://127.0.0.1:9");
+    assert_ne!(dead, text);
+    let lock = p.dir.join("dead-archive.lock");
+    std::fs::write(&lock, dead).unwrap();
+    let out = p.dir.join("offline");
+    let o = Command::new("unshare")
+        .arg("--net")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_repro-image"))
+        .arg("--cache")
+        .arg(&p.cache)
+        .args(["build", lock.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("unshare (util-linux)");
+    assert!(
+        o.status.success(),
+        "offline build failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_reference(&out);
+}
+
+#[test]
+fn a_tampered_package_in_the_store_is_refused_before_anything_is_built() {
+    let p = prepared();
+    // A copy of the store with one package file changed after it was fetched.
+    let cache = p.dir.join("tampered-cache");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&p.cache)
+        .arg(&cache)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lock = repro_lock::Lock::load(&p.lock).unwrap();
+    let pin = lock.package("bash").unwrap();
+    let blob = cache.join("blobs/sha256").join(pin.sha256.as_str());
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01;
+    let _ = std::fs::remove_file(&blob);
+    std::fs::write(&blob, &bytes).unwrap();
+
+    let out = p.dir.join("tampered-out");
+    let o = build(&cache, &p.lock, &out, &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("package bash 5.2.15-2") && stderr.contains("does not match the lock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(pin.sha256.as_str()), "{stderr}");
+    assert!(!out.join("repro.tar").exists());
+    assert!(!out.join("work").exists(), "the work tree is removed");
+    // nothing ran: no recipe step reached the log
+    let log = std::fs::read_to_string(out.join("build.log")).unwrap_or_default();
+    assert!(!log.contains("pacman -Sy"), "{log}");
+}
+
+#[test]
+fn a_package_missing_from_the_store_says_to_fetch_it() {
+    let p = prepared();
+    let empty = p.dir.join("empty-cache");
+    let out = p.dir.join("missing-out");
+    let stderr = common::err(
+        &empty,
+        &[
+            "build",
+            p.lock.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        stderr.contains("is not in the content store") && stderr.contains("repro-image fetch"),
+        "{stderr}"
+    );
+    assert!(!out.join("repro.tar").exists());
+}
