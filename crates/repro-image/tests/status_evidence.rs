@@ -582,3 +582,93 @@ fn archive_sync_dbs_give_the_file_hashes() {
     );
     assert!(e.contains("no sync db for snapshot 1999/01/01"), "{e}");
 }
+
+#[test]
+fn a_package_bad_everywhere_is_not_reproduced() {
+    // `randomized` embeds random bytes: every rebuilder says BAD. It is not in the reference
+    // image, so a root with just its local db entry (made from the archive's desc) is asked.
+    let w = World::up();
+    let tmp = tempfile::tempdir().unwrap();
+    let x = tmp.path().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    let db = sync_dbs()
+        .into_iter()
+        .find(|p| {
+            let out = Command::new("bsdtar").arg("-tf").arg(p).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).contains("randomized-")
+        })
+        .expect("randomized in a sync db");
+    let st = Command::new("bsdtar")
+        .arg("-xf")
+        .arg(&db)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let entry = std::fs::read_dir(&x)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("randomized-"))
+        .unwrap();
+    let local = tmp.path().join("root/var/lib/pacman/local");
+    let dir = local.join(entry.file_name());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(local.join("ALPM_DB_VERSION"), "9\n").unwrap();
+    // A local desc from the sync desc's fields, in pacman's order.
+    let sync = std::fs::read_to_string(entry.path().join("desc")).unwrap();
+    let field = |h: &str| -> String {
+        sync.split(&format!("%{h}%\n"))
+            .nth(1)
+            .and_then(|s| s.split("\n\n").next())
+            .unwrap_or_else(|| panic!("no %{h}% in {sync}"))
+            .to_string()
+    };
+    let mut desc = String::new();
+    for (local, from) in [
+        ("NAME", "NAME"),
+        ("VERSION", "VERSION"),
+        ("BASE", "BASE"),
+        ("DESC", "DESC"),
+        ("URL", "URL"),
+        ("ARCH", "ARCH"),
+        ("BUILDDATE", "BUILDDATE"),
+    ] {
+        desc.push_str(&format!("%{local}%\n{}\n\n", field(from)));
+    }
+    desc.push_str(&format!("%INSTALLDATE%\n{}\n\n", w.get("WORLD_IMAGE_SDE")));
+    desc.push_str(&format!("%PACKAGER%\n{}\n\n", field("PACKAGER")));
+    desc.push_str(&format!(
+        "%SIZE%\n{}\n\n%REASON%\n1\n\n%VALIDATION%\npgp\n\n",
+        field("ISIZE")
+    ));
+    std::fs::write(dir.join("desc"), desc).unwrap();
+    std::fs::write(dir.join("files"), "%FILES%\n\n").unwrap();
+    let keys = tmp.path().join("known.json");
+    let mut a: Vec<String> = vec![
+        "status".into(),
+        "--rootfs".into(),
+        tmp.path().join("root").to_str().unwrap().to_string(),
+        "--json".into(),
+        "--known-keys".into(),
+        keys.to_str().unwrap().into(),
+    ];
+    let urls = [rb(1), rb(2), rb(3)];
+    for u in &urls {
+        a.extend(["-r".to_string(), u.clone()]);
+    }
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = ok(&tmp.path().join("cache"), &a);
+    let j = json(&out);
+    let p = pkg(&j, "randomized");
+    assert_eq!(p["verdict"], "NOT_REPRODUCED", "{p}");
+    assert_eq!(p["bad"], 3, "{p}");
+    for r in p["rebuilders"].as_array().unwrap() {
+        assert_eq!(r["status"], "BAD", "{r}");
+        assert!(
+            r.get("attestation").is_none(),
+            "only GOOD builds are attested: {r}"
+        );
+    }
+    assert_eq!(j["summary"]["not_reproduced"], 1);
+}
