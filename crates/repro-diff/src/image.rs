@@ -371,19 +371,7 @@ fn build_trees(
                         .recv()
                         .map_err(|_| layer_err(&what, i, "the blob server stopped"))??;
                     let input = format!("{what} layer {i} ({digest})");
-                    {
-                        let tar = decompress(&mut blob, &input)?;
-                        applier
-                            .apply_layer(tar)
-                            .map_err(|source| TransportError::Rootfs {
-                                input: input.clone(),
-                                source,
-                            })?;
-                    }
-                    io::copy(&mut blob, &mut io::sink()).map_err(|e| DiffError::Layer {
-                        input: input.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    repro_transport::tree::apply_blob(&mut applier, &mut blob, &input)?;
                 }
                 Ok(applier.finish())
             }

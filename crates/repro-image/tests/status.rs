@@ -30,15 +30,6 @@ fn status_args<'a>(image: &'a str, rebuilders: &'a [String], extra: &[&'a str]) 
     a
 }
 
-fn pkg<'a>(j: &'a Value, name: &str) -> &'a Value {
-    j["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {j:#}"))
-}
-
 fn image() -> &'static str {
     World::up().get("WORLD_IMAGE_REPRO")
 }
@@ -58,10 +49,10 @@ fn world_quorum_three() {
         assert_eq!(rb["api"], "v1");
         assert!(rb["error"].is_null());
     }
-    let fs = pkg(&j, "filesystem");
+    let fs = status_pkg(&j, "filesystem");
     assert_eq!(fs["verdict"], "REPRODUCED");
     assert_eq!(fs["good"], 3);
-    let sed = pkg(&j, w.get("WORLD_REBUILDER_DISPUTED"));
+    let sed = status_pkg(&j, w.get("WORLD_REBUILDER_DISPUTED"));
     assert_eq!(sed["verdict"], "DISPUTED");
     let said: Vec<&Value> = sed["rebuilders"]
         .as_array()
@@ -70,10 +61,10 @@ fn world_quorum_three() {
         .map(|r| &r["status"])
         .collect();
     assert_eq!(said, ["GOOD", "BAD", "GOOD"]);
-    let busybox = pkg(&j, w.get("WORLD_REBUILDER_UNKNOWN_ON_2"));
+    let busybox = status_pkg(&j, w.get("WORLD_REBUILDER_UNKNOWN_ON_2"));
     assert_eq!(busybox["verdict"], "NOT_REPRODUCED");
     assert_eq!(busybox["rebuilders"][1]["result"], "not_listed");
-    let bash = pkg(&j, "bash");
+    let bash = status_pkg(&j, "bash");
     assert_eq!(bash["version"], "5.2.15-2");
     assert_eq!(bash["verdict"], "NOT_REPRODUCED");
     assert_eq!(bash["rebuilders"][2]["result"], "other_version");
@@ -202,9 +193,9 @@ fn a_hanging_rebuilder_is_bounded_and_the_others_still_answer() {
     let j = json(&out);
     let e = j["rebuilders"][3]["error"].as_str().unwrap();
     assert!(e.contains(&hang.url()) && e.contains("timed out"), "{e}");
-    assert_eq!(pkg(&j, "filesystem")["verdict"], "REPRODUCED");
+    assert_eq!(status_pkg(&j, "filesystem")["verdict"], "REPRODUCED");
     assert_eq!(
-        pkg(&j, "filesystem")["rebuilders"][3]["result"],
+        status_pkg(&j, "filesystem")["rebuilders"][3]["result"],
         "unavailable"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
@@ -237,16 +228,7 @@ fn rootfs_dir_works_too() {
     let w = World::up();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let st = std::process::Command::new("tar")
-        .arg("-xf")
-        .arg(w.get("WORLD_ROOTFS_REPRO_TAR"))
-        .arg("-C")
-        .arg(&root)
-        .arg("./var/lib/pacman/local")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    extract_local_db(w.get("WORLD_ROOTFS_REPRO_TAR"), &root);
     let rbs = rbs();
     let mut args = vec!["status", "--rootfs", root.to_str().unwrap(), "--json"];
     for r in &rbs {
@@ -254,5 +236,5 @@ fn rootfs_dir_works_too() {
     }
     let j = json(&ok(Path::new(&tmp.path().join("cache")), &args));
     assert_eq!(j["source"]["kind"], "rootfs");
-    assert_eq!(pkg(&j, "sed")["verdict"], "DISPUTED");
+    assert_eq!(status_pkg(&j, "sed")["verdict"], "DISPUTED");
 }

@@ -53,15 +53,6 @@ fn args<'a>(urls: &'a [String], keys: &'a Path, extra: &[&'a str]) -> Vec<&'a st
     a
 }
 
-fn pkg<'a>(j: &'a Value, name: &str) -> &'a Value {
-    j["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {j:#}"))
-}
-
 fn curl(url: &str) -> Vec<u8> {
     let out = Command::new("curl")
         .args(["-sSf", "--max-time", "30", url])
@@ -120,14 +111,14 @@ fn world_attestations_verified_against_the_archive_hash() {
     assert_eq!(a["hash_matched"], a["verified"], "{a}");
     assert_eq!(a["invalid"], 0);
     assert_eq!(a["missing"], 0);
-    let bash = pkg(&j, "bash");
+    let bash = status_pkg(&j, "bash");
     assert_eq!(bash["verdict"], "REPRODUCED");
     let att = &bash["rebuilders"][0]["attestation"];
     assert_eq!(att["state"], "verified");
     assert_eq!(att["product_check"], "matched");
     assert_eq!(att["product"], "bash-5.2.15-2-x86_64.pkg.tar.zst");
     assert_eq!(bash["rebuilders"][0]["counts"], true);
-    assert_eq!(pkg(&j, "sed")["verdict"], "DISPUTED");
+    assert_eq!(status_pkg(&j, "sed")["verdict"], "DISPUTED");
     // Keys were learned on first use, then are known.
     for rb in j["rebuilders"].as_array().unwrap() {
         assert_eq!(rb["key_trust"], "first_use", "{rb}");
@@ -161,10 +152,10 @@ fn world_attestations_verified_against_the_archive_hash() {
     // …and without --require-attestation they count, product named but unchecked.
     let j = json(&ok(tmp.path(), &args(&urls, &keys, &["--json"])));
     assert_eq!(
-        pkg(&j, "bash")["rebuilders"][0]["attestation"]["product_check"],
+        status_pkg(&j, "bash")["rebuilders"][0]["attestation"]["product_check"],
         "unchecked"
     );
-    assert_eq!(pkg(&j, "bash")["verdict"], "REPRODUCED");
+    assert_eq!(status_pkg(&j, "bash")["verdict"], "REPRODUCED");
 }
 
 #[test]
@@ -242,7 +233,7 @@ fn pinned_keys_from_the_config_win() {
     assert_eq!(rbs[1]["key_trust"], "pinned");
     assert_eq!(rbs[2]["key_trust"], "first_use");
     // Every rb2 GOOD is now badly attested and does not count.
-    let fs = pkg(&j, "filesystem");
+    let fs = status_pkg(&j, "filesystem");
     assert_eq!(fs["rebuilders"][0]["attestation"]["state"], "verified");
     let bad = &fs["rebuilders"][1];
     assert_eq!(bad["attestation"]["state"], "invalid", "{bad}");
@@ -256,9 +247,9 @@ fn pinned_keys_from_the_config_win() {
     assert_eq!(bad["counts"], false);
     assert_eq!(fs["good"], 2);
     // busybox: GOOD on rb1 and rb3 (rb2 lacks it): still 2 of quorum 2.
-    assert_eq!(pkg(&j, "busybox")["verdict"], "REPRODUCED");
+    assert_eq!(status_pkg(&j, "busybox")["verdict"], "REPRODUCED");
     // bash: rb1 GOOD, rb2 GOOD but badly attested, rb3 has another version: 1 < 2.
-    assert_eq!(pkg(&j, "bash")["verdict"], "NOT_REPRODUCED");
+    assert_eq!(status_pkg(&j, "bash")["verdict"], "NOT_REPRODUCED");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid attestation"), "{stderr}");
     // Only rb3's key was learned.
@@ -338,7 +329,7 @@ fn forged_and_misdirected_attestations_do_not_count() {
     );
     let urls = vec![forger.url(), mixer.url()];
     let j = json(&ok(tmp.path(), &args(&urls, &keys, &["--json"])));
-    let b = pkg(&j, "bash");
+    let b = status_pkg(&j, "bash");
     assert_eq!(b["rebuilders"][0]["attestation"]["state"], "invalid", "{b}");
     assert_eq!(b["rebuilders"][0]["counts"], false);
     assert_eq!(
@@ -346,7 +337,7 @@ fn forged_and_misdirected_attestations_do_not_count() {
         "{b}"
     );
     assert_eq!(b["good"], 1);
-    let f = pkg(&j, "filesystem");
+    let f = status_pkg(&j, "filesystem");
     let reason = f["rebuilders"][1]["attestation"]["reason"]
         .as_str()
         .unwrap();
@@ -359,7 +350,7 @@ fn forged_and_misdirected_attestations_do_not_count() {
         "{reason}"
     );
     assert_eq!(f["verdict"], "UNKNOWN", "{f}");
-    let a = pkg(&j, "acl");
+    let a = status_pkg(&j, "acl");
     assert_eq!(a["rebuilders"][1]["attestation"]["state"], "missing", "{a}");
     // Not required: a missing attestation still counts; required: it does not.
     assert_eq!(a["verdict"], "REPRODUCED");
@@ -367,7 +358,7 @@ fn forged_and_misdirected_attestations_do_not_count() {
         tmp.path(),
         &args(&urls, &keys, &["--json", "--require-attestation"]),
     ));
-    assert_eq!(pkg(&j, "acl")["verdict"], "UNKNOWN");
+    assert_eq!(status_pkg(&j, "acl")["verdict"], "UNKNOWN");
 
     // A sync db whose sha256 for bash differs from what the link attests.
     let dbdir = tmp.path().join("db");
@@ -415,14 +406,14 @@ fn forged_and_misdirected_attestations_do_not_count() {
         ),
     );
     let j = json(&out);
-    let b = &pkg(&j, "bash")["rebuilders"][0];
+    let b = &status_pkg(&j, "bash")["rebuilders"][0];
     assert_eq!(b["attestation"]["state"], "invalid", "{b}");
     let reason = b["attestation"]["reason"].as_str().unwrap();
     assert!(reason.contains(&real) && reason.contains(&fake), "{reason}");
-    assert_eq!(pkg(&j, "bash")["verdict"], "UNKNOWN");
+    assert_eq!(status_pkg(&j, "bash")["verdict"], "UNKNOWN");
     // Other packages of the same db are fine.
     assert_eq!(
-        pkg(&j, "filesystem")["rebuilders"][0]["attestation"]["product_check"],
+        status_pkg(&j, "filesystem")["rebuilders"][0]["attestation"]["product_check"],
         "matched"
     );
 }
@@ -547,7 +538,7 @@ fn archive_sync_dbs_give_the_file_hashes() {
         "{}",
         j["warnings"]
     );
-    assert_eq!(pkg(&j, "filesystem")["verdict"], "REPRODUCED");
+    assert_eq!(status_pkg(&j, "filesystem")["verdict"], "REPRODUCED");
     // The older snapshot lacks bash 5.2.15-2: its attestation is verified but its file hash
     // unknown, so with --require-attestation it does not count.
     let old = w.get("SNAPSHOT_OLD");
@@ -566,7 +557,7 @@ fn archive_sync_dbs_give_the_file_hashes() {
             ],
         ),
     ));
-    let b = pkg(&j, "bash");
+    let b = status_pkg(&j, "bash");
     assert_eq!(
         b["rebuilders"][0]["attestation"]["product_check"], "unchecked",
         "{b}"
@@ -660,7 +651,7 @@ fn a_package_bad_everywhere_is_not_reproduced() {
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let out = ok(&tmp.path().join("cache"), &a);
     let j = json(&out);
-    let p = pkg(&j, "randomized");
+    let p = status_pkg(&j, "randomized");
     assert_eq!(p["verdict"], "NOT_REPRODUCED", "{p}");
     assert_eq!(p["bad"], 3, "{p}");
     for r in p["rebuilders"].as_array().unwrap() {

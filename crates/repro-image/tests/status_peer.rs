@@ -32,16 +32,7 @@ fn peer() -> PathBuf {
 /// The world's reference rootfs, local db only.
 fn root(tmp: &Path) -> PathBuf {
     let root = tmp.join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let st = Command::new("tar")
-        .arg("-xf")
-        .arg(World::up().get("WORLD_ROOTFS_REPRO_TAR"))
-        .arg("-C")
-        .arg(&root)
-        .arg("./var/lib/pacman/local")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    extract_local_db(World::up().get("WORLD_ROOTFS_REPRO_TAR"), &root);
     root
 }
 

@@ -43,19 +43,31 @@ pub fn build_tree(
     for (i, layer) in manifest.layers().iter().enumerate() {
         let what = format!("{} layer {i} ({})", src.describe(), layer.digest());
         let mut blob = src.blob(layer.digest(), Some(layer.size()))?;
-        {
-            let tar = decompress(&mut blob, &what)?;
-            applier
-                .apply_layer(tar)
-                .map_err(|source| TransportError::Rootfs {
-                    input: what.clone(),
-                    source,
-                })?;
-        }
-        io::copy(&mut blob, &mut io::sink()).map_err(|e| TransportError::Invalid {
-            input: what.clone(),
-            reason: e.to_string(),
-        })?;
+        apply_blob(&mut applier, &mut blob, &what)?;
     }
     Ok(applier.finish())
+}
+
+/// Apply one (possibly compressed) layer blob with `applier`, then read the rest of the
+/// compressed stream (not decompressed) so that a verifying source checks digest and size.
+/// `what` names the layer in errors.
+pub fn apply_blob(
+    applier: &mut Applier,
+    blob: &mut dyn io::Read,
+    what: &str,
+) -> Result<(), TransportError> {
+    {
+        let tar = decompress(&mut *blob, what)?;
+        applier
+            .apply_layer(tar)
+            .map_err(|source| TransportError::Rootfs {
+                input: what.to_string(),
+                source,
+            })?;
+    }
+    io::copy(blob, &mut io::sink()).map_err(|e| TransportError::Invalid {
+        input: what.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
 }

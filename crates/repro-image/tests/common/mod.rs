@@ -97,3 +97,27 @@ pub fn blobs(store: &Path) -> Vec<String> {
         .filter(|p| p.starts_with("sha256/"))
         .collect()
 }
+
+/// The package `name` of a `status --json` report.
+pub fn status_pkg<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    j["packages"]
+        .as_array()
+        .expect("packages array")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {j:#}"))
+}
+
+/// Extract only `./var/lib/pacman/local` of a rootfs tarball into `dest` (GNU tar).
+pub fn extract_local_db(tarball: &str, dest: &Path) {
+    std::fs::create_dir_all(dest).expect("create the root");
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dest)
+        .arg("./var/lib/pacman/local")
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar -xf {tarball} ./var/lib/pacman/local");
+}
