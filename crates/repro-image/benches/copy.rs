@@ -8,23 +8,12 @@
 //! and write every byte. The fixture (image built from this machine's /usr files) is
 //! cached under target/bench-fixtures.
 
+use repro_testkit::bench::{env_num, median};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use repro_testkit::{Registry, TestImage, skopeo_copy_to_registry};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn run(cmd: &mut Command) -> Duration {
     let start = Instant::now();
@@ -118,8 +107,8 @@ fn main() {
         let _ = std::fs::remove_dir_all(&a);
         let _ = std::fs::remove_dir_all(&b);
     }
-    let mo = median(&mut ours);
-    let ms = median(&mut theirs);
+    let mo = median(&ours);
+    let ms = median(&theirs);
     println!(
         "copy registry -> oci: {:.1} MB of blobs (>= {min_mb} MB in >= {min_files} files uncompressed), {rounds} rounds: median repro-image {:.3}s, skopeo {:.3}s, ratio {:.2}x",
         bytes as f64 / 1e6,

@@ -6,41 +6,19 @@
 //!
 //!     cargo bench -p repro-image --bench diff          # ROUNDS=5 to change
 //!
-//! The bulk world is brought up in `target/world-bulk` (`WORLD_DIR` overrides it), as the
+//! The bulk world is brought up in `target/world-bulk` (`BULK_WORLD_DIR` overrides it), as the
 //! `files` benchmark does; the second image is made once under
 //! `target/bench-fixtures/diff-<layer digest>/` from the world's `oci-zstd` layout: the
 //! layer is decompressed, one byte of a regular file's content is flipped in place (the tar
 //! stays valid: content has no checksum), recompressed with `zstd -3`, and config, manifest
 //! and index.json rewritten. The benchmark checks that the diff names exactly that file.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use repro_testkit::bench::{env_num, median, sha256_file, split_oci, timed};
+use repro_world::World;
 use serde_json::Value;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median<T: Ord + Copy>(v: &[T]) -> T {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn read_env(path: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 fn blob(dir: &Path, digest: &str) -> PathBuf {
     let (alg, hex) = digest.split_once(':').unwrap();
@@ -55,11 +33,6 @@ fn sh(cmd: &mut Command) -> String {
     let out = cmd.stderr(Stdio::inherit()).output().expect("command runs");
     assert!(out.status.success(), "{cmd:?} failed");
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn sha256_file(p: &Path) -> String {
-    let out = sh(Command::new("sha256sum").arg(p));
-    format!("sha256:{}", out.split_whitespace().next().unwrap())
 }
 
 /// Write `bytes` as a blob of the layout; returns (digest, size).
@@ -153,66 +126,19 @@ fn one_file_changed(src: &Path, reference: &str, out: &Path) -> (String, String)
     (format!("oci:{}:{reference}", out.display()), path)
 }
 
-/// Run `cmd` under `/usr/bin/time -f %M`: wall time, peak RSS in bytes, exit code, stdout.
-fn timed(cmd: &[&str]) -> (Duration, u64, i32, Vec<u8>) {
-    let marker = "PEAK_RSS_KB=";
-    let start = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg(format!("{marker}%M"))
-        .args(cmd)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("/usr/bin/time runs (apt-get install time)");
-    let took = start.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let kb: u64 = err
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(marker))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS in {err}"));
-    let code = out.status.code().unwrap_or(-1);
-    (took, kb * 1024, code, out.stdout)
-}
-
 fn main() {
     let rounds = env_num("ROUNDS", 5).max(1) as usize;
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap();
-    let world_dir = std::env::var("WORLD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo.join("target/world-bulk"));
-    eprintln!(
-        "bringing up the bulk world in {} (cached after the first run) ...",
-        world_dir.display()
-    );
-    let up = Command::new("bash")
-        .arg(repo.join("tests/world/world"))
-        .args(["up", "--bulk", "--skip", "rebuilders"])
-        .env("WORLD_DIR", &world_dir)
-        .env("WORLD_BULK", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("tests/world/world runs");
-    assert!(up.success(), "world up --bulk failed");
-    let env = read_env(&world_dir.join("env"));
+    let repo = repro_world::repo_root();
+    let env = &World::bulk().env;
     let a = env
         .get("WORLD_OCI_BULK_ZSTD")
         .expect("WORLD_OCI_BULK_ZSTD in the world's env file")
         .clone();
-    let (dir, reference) = a
-        .strip_prefix("oci:")
-        .and_then(|r| r.rsplit_once(':'))
-        .expect("oci:DIR:REF");
+    let (dir, reference) = split_oci(&a);
     let diff_ids = env.get("WORLD_IMAGE_BULK_DIFF_IDS").unwrap();
     let key = &diff_ids[7..23];
     let fixture = repo.join(format!("target/bench-fixtures/diff-{key}"));
-    let (b, changed) = one_file_changed(Path::new(dir), reference, &fixture);
+    let (b, changed) = one_file_changed(&dir, &reference, &fixture);
 
     let bin = env!("CARGO_BIN_EXE_repro-image");
     let diff_cmd = [bin, "--quiet", "--json", "diff", &a, &b];
@@ -222,9 +148,9 @@ fn main() {
     let files_cmd = ["bash", "-c", &files_script, "files", &a, &b];
 
     // The diff names exactly the changed file (and what summarises it).
-    let (_, _, code, out) = timed(&diff_cmd);
-    assert_eq!(code, 1, "the images differ");
-    let j: Value = serde_json::from_slice(&out).unwrap();
+    let t = timed(&diff_cmd);
+    assert_eq!(t.code, 1, "the images differ");
+    let j: Value = serde_json::from_slice(&t.stdout).unwrap();
     let files: Vec<(String, String)> = j["differences"]
         .as_array()
         .unwrap()
@@ -253,12 +179,12 @@ fn main() {
         }
         for is_ours in order {
             if is_ours {
-                let (t, m, code, _) = timed(&diff_cmd);
-                assert_eq!(code, 1);
-                ours.push(t);
-                rss.push(m);
+                let t = timed(&diff_cmd);
+                assert_eq!(t.code, 1);
+                ours.push(t.took);
+                rss.push(t.peak_rss);
             } else {
-                peer.push(timed(&files_cmd).0);
+                peer.push(timed(&files_cmd).took);
             }
         }
         println!(

@@ -14,20 +14,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use repro_testkit::bench::{env_num, median};
 use repro_testkit::{FakeRebuilderd, FakeRecord, LayerSpec, TestImage};
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn pkg_name(i: usize) -> String {
     format!("pkg{i:05}")
@@ -126,9 +114,9 @@ fn run(image: &str, urls: &[String], cache: &Path, keys: &Path) -> Round {
 }
 
 fn main() {
-    let rounds = env_num("ROUNDS", 5).max(1);
-    let packages = env_num("PACKAGES", 1000);
-    let total = env_num("RECORDS", 10_000).max(packages);
+    let rounds = env_num("ROUNDS", 5).max(1) as usize;
+    let packages = env_num("PACKAGES", 1000) as usize;
+    let total = (env_num("RECORDS", 10_000) as usize).max(packages);
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = image(&tmp.path().join("image"), packages);
     let servers: Vec<FakeRebuilderd> = (0..3)

@@ -15,25 +15,16 @@
 //!
 //!     cargo bench -p repro-tar --bench tar          # ROUNDS=5 to change (default 3)
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use repro_tar::Exclude;
 use repro_tar::gnu::{self, GnuOptions};
 use repro_tar::pipeline::{self, Compression, Outputs};
 use repro_tar::zst::{self, ZstdParams};
-use sha2::{Digest, Sha256};
-
-fn read_env(path: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use repro_testkit::bench::{median, sha256_file};
+use repro_world::World;
 
 fn sh(script: &str) {
     let ok = Command::new("bash")
@@ -48,44 +39,11 @@ fn sh(script: &str) {
     assert!(ok, "failed: {script}");
 }
 
-fn sha256_file(p: &Path) -> String {
-    let mut f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).unwrap();
-    hex::encode(h.finalize())
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// The bulk world's rootfs tarball (bringing the bulk world up, cached).
-fn bulk_rootfs(repo: &Path) -> (PathBuf, i64) {
-    let world_dir = std::env::var("WORLD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo.join("target/world-bulk"));
-    eprintln!(
-        "bringing up the bulk world in {} (cached after the first run) ...",
-        world_dir.display()
-    );
-    let up = Command::new("bash")
-        .arg(repo.join("tests/world/world"))
-        .args(["up", "--bulk", "--skip", "rebuilders"])
-        .env("WORLD_DIR", &world_dir)
-        .env("WORLD_BULK", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("tests/world/world runs");
-    assert!(up.success(), "world up --bulk failed");
-    let env = read_env(&world_dir.join("env"));
-    let tar = env
-        .get("WORLD_ROOTFS_BULK_TAR")
-        .expect("WORLD_ROOTFS_BULK_TAR in the bulk world's env");
-    let sde = env["WORLD_IMAGE_SDE"].parse().expect("WORLD_IMAGE_SDE");
-    (PathBuf::from(tar), sde)
+/// The bulk world's rootfs tarball and SOURCE_DATE_EPOCH (bringing the bulk world up, cached).
+fn bulk_rootfs() -> (PathBuf, i64) {
+    let w = World::bulk();
+    let sde = w.get("WORLD_IMAGE_SDE").parse().expect("WORLD_IMAGE_SDE");
+    (PathBuf::from(w.get("WORLD_ROOTFS_BULK_TAR")), sde)
 }
 
 fn main() {
@@ -102,7 +60,7 @@ fn main() {
         .join("../..")
         .canonicalize()
         .unwrap();
-    let (rootfs_tar, sde) = bulk_rootfs(&repo);
+    let (rootfs_tar, sde) = bulk_rootfs();
     let exclude = repo.join("tests/world/recipe/exclude");
 
     let fixtures = repo.join("target/bench-fixtures");

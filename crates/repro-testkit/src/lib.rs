@@ -12,6 +12,7 @@
 //! registry that does not start): these are test fixtures. External programs needed (see
 //! `.ci/run`): `docker-registry`, `skopeo`, `apache2-utils` (htpasswd).
 
+pub mod bench;
 pub mod evil;
 pub mod http;
 pub mod image;

@@ -33,40 +33,33 @@ impl World {
         static WORLD: OnceLock<World> = OnceLock::new();
         WORLD.get_or_init(|| {
             let root = repo_root();
-            let lock_path = root.join("target/world.lock");
-            std::fs::create_dir_all(root.join("target")).expect("create target/");
-            let lock = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .expect("open target/world.lock");
-            // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
-            let r = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-            assert_eq!(r, 0, "flock {}", lock_path.display());
-            let out = Command::new("bash")
-                .arg(root.join("tests/world/world"))
-                .arg("up")
-                .stdin(Stdio::null())
-                .output()
-                .expect("run tests/world/world up");
-            assert!(
-                out.status.success(),
-                "tests/world/world up failed ({}):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            drop(lock);
             let dir = std::env::var_os("WORLD_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join("target/world"));
-            let text = std::fs::read_to_string(dir.join("env"))
-                .unwrap_or_else(|e| panic!("{}/env: {e}", dir.display()));
-            World {
-                env: parse_env(&text),
+            bring_up(&root, dir, &["up"], "target/world.lock")
+        })
+    }
+
+    /// The bulk world for benchmarks (`world up --bulk --skip rebuilders`, ≥ 100 MB images),
+    /// in its own directory so the shared `target/world` is not disturbed:
+    /// `$BULK_WORLD_DIR`, default `target/world-bulk`. The first call builds it (minutes).
+    pub fn bulk() -> &'static World {
+        static BULK: OnceLock<World> = OnceLock::new();
+        BULK.get_or_init(|| {
+            let root = repo_root();
+            let dir = std::env::var_os("BULK_WORLD_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target/world-bulk"));
+            eprintln!(
+                "bringing up the bulk world in {} (cached after the first run) ...",
+                dir.display()
+            );
+            bring_up(
+                &root,
                 dir,
-            }
+                &["up", "--bulk", "--skip", "rebuilders"],
+                "target/world-bulk.lock",
+            )
         })
     }
 
@@ -75,6 +68,46 @@ impl World {
         self.env
             .get(key)
             .unwrap_or_else(|| panic!("world env has no {key} (see {}/env)", self.dir.display()))
+    }
+}
+
+/// Run `tests/world/world ARGS` for `dir` under an exclusive flock on `lock` (relative to
+/// the repository root) and read the env file it writes.
+fn bring_up(root: &Path, dir: PathBuf, args: &[&str], lock: &str) -> World {
+    let lock_path = root.join(lock);
+    std::fs::create_dir_all(root.join("target")).expect("create target/");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    let r = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(r, 0, "flock {}", lock_path.display());
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join("tests/world/world"))
+        .args(args)
+        .env("WORLD_DIR", &dir)
+        .stdin(Stdio::null());
+    if args.contains(&"--bulk") {
+        cmd.env("WORLD_BULK", "1");
+    }
+    let out = cmd.output().expect("run tests/world/world");
+    assert!(
+        out.status.success(),
+        "tests/world/world {} failed ({}):\n{}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(lock);
+    let text = std::fs::read_to_string(dir.join("env"))
+        .unwrap_or_else(|e| panic!("{}/env: {e}", dir.display()));
+    World {
+        env: parse_env(&text),
+        dir,
     }
 }
 
