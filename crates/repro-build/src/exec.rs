@@ -166,54 +166,6 @@ pub fn symlink_at(target: &Path, link: &Path) -> Result<(), BuildError> {
     symlink(target, link).map_err(io_at(link))
 }
 
-/// Every entry below `root` owned by 0:0, as the recipe's tar sees the tree from a fresh
-/// fakeroot session (which reports every file it has not itself changed as root's), while
-/// pacman's own fakeroot session, run as root, really chowned them.
-///
-/// TEMPORARY: this belongs in repro-tar's GNU writer as an option ("owners as a fresh
-/// fakeroot session reports them"); until it has one, the tree is normalised on disk.
-/// chown(2) clears setuid/setgid bits, so each changed file's mode is put back.
-pub fn own_by_root(root: &Path) -> Result<u64, BuildError> {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
-    let mut changed = 0u64;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let md = fs::symlink_metadata(&dir).map_err(io_at(&dir))?;
-        let mut visit = vec![(dir.clone(), md)];
-        if visit[0].1.is_dir() {
-            for entry in fs::read_dir(&dir).map_err(io_at(&dir))? {
-                let entry = entry.map_err(io_at(&dir))?;
-                let p = entry.path();
-                let md = fs::symlink_metadata(&p).map_err(io_at(&p))?;
-                if md.is_dir() {
-                    stack.push(p);
-                } else {
-                    visit.push((p, md));
-                }
-            }
-        }
-        for (p, md) in visit {
-            if md.uid() == 0 && md.gid() == 0 {
-                continue;
-            }
-            let c = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-                BuildError::Invalid(format!("{}: a NUL byte in the path", p.display()))
-            })?;
-            // SAFETY: c is a valid NUL-terminated path.
-            if unsafe { libc::lchown(c.as_ptr(), 0, 0) } != 0 {
-                return Err(io_at(&p)(std::io::Error::last_os_error()));
-            }
-            if !md.file_type().is_symlink() {
-                fs::set_permissions(&p, fs::Permissions::from_mode(md.mode() & 0o7777))
-                    .map_err(io_at(&p))?;
-            }
-            changed += 1;
-        }
-    }
-    Ok(changed)
-}
-
 /// `rm -rf DIR/*`: every entry but the hidden ones (the shell's `*` skips them).
 pub fn clear_dir(dir: &Path) -> Result<(), BuildError> {
     let entries = match fs::read_dir(dir) {

@@ -6,8 +6,13 @@
 //! podman's chroot isolation leaves behind (`dev/ proc/ sys/`, empty 0755 `etc/hostname`
 //! and `etc/resolv.conf`).
 //!
-//! Not yet: the config and manifest bytes and the `oci:` layout; the layers' diff_ids are
-//! compared with the lock's.
+//! Then the config and manifest as podman writes them ([`crate::podman`]; the `COPY`
+//! step's content digest from repro-tar's `plan_copier_get` over the extracted tree), and
+//! an `oci:` layout with the uncompressed layers (`out/oci`, as `skopeo copy
+//! --dest-oci-accept-uncompressed-layers` of the built image). Digests are compared with
+//! the lock's: diff_ids and config always; the manifest when the lock's image has
+//! uncompressed layers (a compressed image's manifest names other blobs; its blobs can be
+//! shown equivalent with [`crate::equivalence`]).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -17,9 +22,11 @@ use std::process::{Command, Stdio};
 use repro_tar::gostorage::{self, GoOptions};
 use repro_tar::pipeline::{self, Outputs};
 
+use sha2::{Digest as _, Sha256};
+
 use crate::Artifact;
 use crate::error::{BuildError, io_at};
-use crate::exec;
+use crate::{exec, podman};
 
 /// podman's default PATH for a `RUN` step.
 const RUN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -32,6 +39,43 @@ pub struct ImageLayers {
     pub lock_diff_ids: Vec<String>,
     /// Every layer's digest equals the lock's diff_id.
     pub diff_ids_match: bool,
+    /// The `COPY` step's buildah content digest (`dir:<hex>`, in the history).
+    pub copy_digest: String,
+    /// The config blob (in the `oci:` layout).
+    pub config: Artifact,
+    /// The lock's config digest; equal to ours when the config is reproduced.
+    pub lock_config_digest: String,
+    pub config_matches: bool,
+    /// The manifest blob, with uncompressed layers.
+    pub manifest: Artifact,
+    /// The lock's manifest digest, and whether ours equals it: `None` when the lock's
+    /// layers are compressed (then the manifests name other blobs and cannot be equal).
+    pub lock_manifest_digest: String,
+    pub manifest_matches: Option<bool>,
+    /// The `oci:` layout directory and the tag of the image in it.
+    pub oci: PathBuf,
+    pub tag: String,
+}
+
+/// What the image's config takes from the lock besides the layers.
+#[derive(Clone, Debug)]
+pub struct ImageInput<'a> {
+    /// The image version (labels, `VERSION_ID`, the tag).
+    pub version: &'a str,
+    /// The recipe revision (the `revision` label); 40 zeros when the lock has none.
+    pub revision: &'a str,
+    /// The title word of `Arch Linux <title> Image`.
+    pub title: &'a str,
+    pub source_date_epoch: i64,
+    /// `linux/amd64`
+    pub platform: &'a str,
+    /// buildah's version (`io.buildah.version`), from the lock's `image_builder`.
+    pub buildah_version: &'a str,
+    pub lock_diff_ids: Vec<String>,
+    pub lock_config_digest: String,
+    pub lock_manifest_digest: String,
+    /// The lock's layers are uncompressed tars (then the manifest can match).
+    pub lock_uncompressed: bool,
 }
 
 /// The `sed` script's version, refused unless it is a plain version string.
@@ -87,16 +131,17 @@ fn write_layer(plan: &gostorage::GoLayer, file: PathBuf) -> Result<Artifact, Bui
 }
 
 /// Build both layers from `rootfs_tar` into `out_dir` (`layer-1.tar`, `layer-2.tar`),
-/// working in `work`.
+/// then the config and manifest, and the `oci:` layout in `oci_dir`; working in `work`.
 pub fn layers(
     rootfs_tar: &Path,
-    version: &str,
-    source_date_epoch: i64,
-    lock_diff_ids: Vec<String>,
+    input: &ImageInput,
     out_dir: &Path,
+    oci_dir: &Path,
     work: &Path,
     log: &mut exec::Log,
 ) -> Result<ImageLayers, BuildError> {
+    let version = input.version;
+    let source_date_epoch = input.source_date_epoch;
     check_version(version)?;
     let root = work.join("image-rootfs");
     exec::mkdir_p(&root)?;
@@ -125,6 +170,15 @@ pub fn layers(
     let options = GoOptions {
         timestamp: Some(source_date_epoch),
     };
+    // The COPY's history names its source's content digest, over the tree as the verify
+    // stage's ADD left it.
+    let copier = gostorage::plan_copier_get(&root)?;
+    let copy_digest = {
+        let mut h = HashWriter(Sha256::new());
+        copier.write_to(&mut h)?;
+        format!("dir:{}", hex::encode(h.0.finalize()))
+    };
+    log.line(&format!("COPY content digest {copy_digest}"))?;
     let copy = gostorage::plan_tree(&root, &options)?;
     let first = write_layer(&copy, out_dir.join("layer-1.tar"))?;
 
@@ -156,14 +210,109 @@ pub fn layers(
     let run = gostorage::plan_changes(&root, &changes, &options)?;
     let second = write_layer(&run, out_dir.join("layer-2.tar"))?;
     let layers = vec![first, second];
+    let lock_diff_ids = input.lock_diff_ids.clone();
     let diff_ids_match = layers.len() == lock_diff_ids.len()
         && layers
             .iter()
             .zip(&lock_diff_ids)
             .all(|(l, d)| &l.digest == d);
+
+    let (created, created_label) = podman::rfc3339(source_date_epoch);
+    let (os, architecture) = input.platform.split_once('/').ok_or_else(|| {
+        BuildError::Invalid(format!(
+            "platform {:?}: not OS/ARCHITECTURE",
+            input.platform
+        ))
+    })?;
+    let spec = podman::ImageSpec {
+        created,
+        architecture: architecture.to_string(),
+        os: os.to_string(),
+        buildah_version: input.buildah_version.to_string(),
+        steps: podman::archlinux_docker_steps(
+            input.title,
+            version,
+            input.revision,
+            &created_label,
+            &copy_digest,
+        ),
+        layers: layers.iter().map(|l| (l.digest.clone(), l.size)).collect(),
+    };
+    let json = podman::image_json(&spec).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let tag = version.to_string();
+    write_oci(oci_dir, &json, &layers, &tag)?;
+    let blob = |b: &podman::Blob| Artifact {
+        file: oci_dir
+            .join("blobs/sha256")
+            .join(b.digest.trim_start_matches("sha256:")),
+        digest: b.digest.clone(),
+        size: b.size(),
+    };
     Ok(ImageLayers {
+        config_matches: json.config.digest == input.lock_config_digest,
+        manifest_matches: input
+            .lock_uncompressed
+            .then(|| json.manifest.digest == input.lock_manifest_digest),
+        config: blob(&json.config),
+        manifest: blob(&json.manifest),
+        lock_config_digest: input.lock_config_digest.clone(),
+        lock_manifest_digest: input.lock_manifest_digest.clone(),
         layers,
         lock_diff_ids,
         diff_ids_match,
+        copy_digest,
+        oci: oci_dir.to_path_buf(),
+        tag,
     })
+}
+
+/// sha256 of a stream.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `oci:` layout: `oci-layout`, `index.json`, the config, the manifest and the layers
+/// (hard links to the layer files where the filesystem allows, copies otherwise). Written
+/// into a fresh directory next to `dir`, then renamed into place.
+fn write_oci(
+    dir: &Path,
+    json: &podman::ImageJson,
+    layers: &[Artifact],
+    tag: &str,
+) -> Result<(), BuildError> {
+    let tmp = dir.with_extension("partial");
+    for d in [&tmp, &dir.to_path_buf()] {
+        if d.exists() {
+            fs::remove_dir_all(d).map_err(io_at(d))?;
+        }
+    }
+    let blobs = tmp.join("blobs/sha256");
+    exec::mkdir_p(&blobs)?;
+    let put = |digest: &str| blobs.join(digest.trim_start_matches("sha256:"));
+    for l in layers {
+        let target = put(&l.digest);
+        if target.exists() {
+            continue;
+        }
+        if fs::hard_link(&l.file, &target).is_err() {
+            fs::copy(&l.file, &target).map_err(io_at(&target))?;
+        }
+    }
+    exec::write_file(&put(&json.config.digest), &json.config.bytes, 0o644)?;
+    exec::write_file(&put(&json.manifest.digest), &json.manifest.bytes, 0o644)?;
+    exec::write_file(&tmp.join("oci-layout"), podman::OCI_LAYOUT, 0o644)?;
+    exec::write_file(
+        &tmp.join("index.json"),
+        &podman::oci_index(&json.manifest, tag),
+        0o644,
+    )?;
+    fs::rename(&tmp, dir).map_err(io_at(dir))
 }

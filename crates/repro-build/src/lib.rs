@@ -7,8 +7,16 @@
 //!   `pacman -Sy … base` installs exactly the pins with no network.
 //! - [`exec`]: the edge that writes files and runs commands (`env -i`, fixed `TZ`, `LANG`,
 //!   `umask`, `fakechroot -- fakeroot --`, libfaketime for pacman < 7.1).
-//! - [`build`]: all of it, then `repro.tar` written by repro-tar's GNU tar writer and
-//!   `repro.tar.zst` by the recipe's zstd step on the system libzstd.
+//! - [`build`]: all of it, then `repro.tar` written by repro-tar's GNU tar writer (owners
+//!   as the recipe's tar sees them in its own fakeroot session: all 0:0; the tree is not
+//!   modified) and `repro.tar.zst` by the recipe's zstd step on the system libzstd;
+//! - [`image`]: the image's two layers, then [`podman`]'s config and manifest bytes and an
+//!   `oci:` layout in `out/oci` (uncompressed layers, tagged with the image version);
+//! - [`equivalence`]: for compressed blobs that cannot be replayed (skopeo's gzip/zstd),
+//!   the proof that a blob decompresses to exactly our tar with nothing else in it.
+//!
+//! `build` needs root: the image step extracts the rootfs with its owners and runs the
+//! `RUN` step in a real chroot, as podman's chroot isolation does.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -20,11 +28,13 @@ use repro_tar::gnu::GnuOptions;
 use repro_tar::pipeline::{self, Compression, Outputs};
 use repro_tar::zst::ZstdParams;
 
+pub mod equivalence;
 mod error;
 pub mod exec;
 pub mod image;
 pub mod packages;
 pub mod plan;
+pub mod podman;
 pub mod recipe;
 
 use error::io_at;
@@ -37,6 +47,19 @@ pub const PUBLISHED_ARCHIVE: &str = "https://archive.archlinux.org";
 /// The output file stem: archlinux-docker names the tarball after the image.
 pub const STEM: &str = "repro";
 
+/// The buildah of Debian 12's podman 4.3, for a lock that does not name its image builder.
+pub const BUILDAH_VERSION: &str = "1.28.2";
+
+/// The title word of the recipe's images (`Arch Linux <word> Image`).
+fn recipe_title(recipe: &str) -> Result<&'static str, BuildError> {
+    match recipe {
+        "archlinux-docker-repro" => Ok("Repro"),
+        other => Err(BuildError::Unsupported(format!(
+            "recipe {other:?}: the image config is written for archlinux-docker-repro only"
+        ))),
+    }
+}
+
 pub struct BuildOptions<'a> {
     /// Output directory; the build works in `out/work`.
     pub out: PathBuf,
@@ -47,9 +70,12 @@ pub struct BuildOptions<'a> {
     pub keyrings: Vec<PathBuf>,
     pub recipe: RecipeFiles,
     pub published_archive: String,
-    /// Also write the image's layers (`out/layers/layer-N.tar`) when the lock pins an
-    /// image version.
+    /// Also write the image (`out/layers/layer-N.tar`, config, manifest, the `oci:` layout
+    /// `out/oci`) when the lock pins an image version.
     pub image: bool,
+    /// The word of the title label `Arch Linux <word> Image` (the Dockerfile template's
+    /// TEMPLATE_TITLE); `None`: the recipe's (`Repro`). Not in the lock (yet).
+    pub image_title: Option<String>,
     /// Progress lines (`None`: silent).
     pub progress: Option<&'a dyn Fn(&str)>,
 }
@@ -63,6 +89,7 @@ impl BuildOptions<'_> {
             recipe: RecipeFiles::builtin(),
             published_archive: PUBLISHED_ARCHIVE.to_string(),
             image: true,
+            image_title: None,
             progress: None,
         }
     }
@@ -142,7 +169,7 @@ pub fn build(lock: &Lock, store: &Store, opts: &BuildOptions) -> Result<BuildRep
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(BuildError::Unsupported(
-            "build runs as root for now: the tar writer reads owners from the disk, where the recipe's tar runs in a fakeroot session that maps them to root".into(),
+            "build runs as root: the image's layers are made in a real chroot of the extracted rootfs (tar --same-owner, chroot(2) for the RUN step), as podman's chroot isolation does".into(),
         ));
     }
     let out = if opts.out.is_absolute() {
@@ -167,9 +194,10 @@ pub fn build(lock: &Lock, store: &Store, opts: &BuildOptions) -> Result<BuildRep
             _ => {}
         }
     }
-    let layers_dir = out.join("layers");
-    if layers_dir.exists() {
-        std::fs::remove_dir_all(&layers_dir).map_err(io_at(&layers_dir))?;
+    for d in [out.join("layers"), out.join("oci")] {
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(io_at(&d))?;
+        }
     }
     exec::mkdir_p(&layout.work)?;
     let mut log = exec::Log::create(&layout.log)?;
@@ -363,16 +391,15 @@ fn run_build(
         }
     }
 
-    let n = exec::own_by_root(&layout.root)?;
-    log.line(&format!(
-        "{n} entries owned by other ids than 0:0 given to root (the recipe's tar runs in a fresh fakeroot session)"
-    ))?;
     say("writing repro.tar and repro.tar.zst");
-    log.line("tar (repro-tar's GNU tar 1.34 writer) | zstd")?;
+    log.line("tar (repro-tar's GNU tar 1.34 writer, owners as a fresh fakeroot session sees them) | zstd")?;
     let exclude = Exclude::parse(&opts.recipe.exclude);
+    // The recipe's tar runs in a fakeroot session of its own, which reports every file
+    // as root's: the writer takes that view instead of the disk's owners (the tree is not
+    // touched).
     let archive = repro_tar::gnu::plan(
         &layout.root,
-        &GnuOptions::recipe(plan.source_date_epoch, exclude),
+        &GnuOptions::recipe_in_fakeroot(plan.source_date_epoch, exclude),
     )?;
     let zstd = ZstdParams {
         level: lock.recipe.zstd_level,
@@ -400,16 +427,48 @@ fn run_build(
     let image = match &lock.recipe.image_version {
         Some(version) if opts.image => {
             say("writing the image's layers (containers/storage dialect)");
-            Some(image::layers(
-                &tar_path,
+            let revision = lock
+                .recipe
+                .revision
+                .clone()
+                .unwrap_or_else(|| "0".repeat(40));
+            let buildah_version = lock
+                .recipe
+                .image_builder
+                .as_deref()
+                .and_then(|b| b.strip_prefix("buildah "))
+                .unwrap_or(BUILDAH_VERSION)
+                .to_string();
+            let input = image::ImageInput {
                 version,
-                plan.source_date_epoch,
-                lock.image
+                revision: &revision,
+                title: match &opts.image_title {
+                    Some(t) => t,
+                    None => recipe_title(&lock.recipe.name)?,
+                },
+                source_date_epoch: plan.source_date_epoch,
+                platform: &lock.image.platform,
+                buildah_version: &buildah_version,
+                lock_diff_ids: lock
+                    .image
                     .layers
                     .iter()
                     .map(|l| l.diff_id.to_string())
                     .collect(),
+                lock_config_digest: lock.image.config_digest.to_string(),
+                lock_manifest_digest: lock.image.digest.to_string(),
+                lock_uncompressed: !lock.image.layers.is_empty()
+                    && lock
+                        .image
+                        .layers
+                        .iter()
+                        .all(|l| l.media_type == podman::LAYER_MEDIA_TYPE),
+            };
+            Some(image::layers(
+                &tar_path,
+                &input,
                 &out.join("layers"),
+                &out.join("oci"),
                 &layout.work,
                 log,
             )?)
@@ -431,7 +490,7 @@ fn run_build(
         install_date: if plan.faketime { "faketime" } else { "pacman" },
         hooks_masked: plan.hooks.clone(),
         keyrings: keyring_sources,
-        tar_writer: "repro-tar gnu (GNU tar 1.34 pax, the recipe's flags)",
+        tar_writer: "repro-tar gnu (GNU tar 1.34 pax, the recipe's flags, in a fresh fakeroot session's view)",
         tar: Artifact {
             file: tar_path,
             digest: produced.tar.oci(),

@@ -1,7 +1,9 @@
 //! `repro-image build LOCK -o DIR`: rebuild the rootfs tarball from the lock's pins alone
 //! (the packages `fetch` put into the content store; no network), with the recipe run
 //! hermetically. Writes DIR/repro.tar, DIR/repro.tar.zst, DIR/repro.tar.zst.SHA256 and
-//! DIR/build.log, and prints every digest.
+//! DIR/build.log; with the image (unless --no-image), DIR/layers/layer-N.tar and the image
+//! with uncompressed layers as an `oci:` layout in DIR/oci (tagged with the image
+//! version), and prints every digest. Nothing is pushed.
 //!
 //! Exit status: 0 built; 1 a store file is not what the lock pins (nothing was built);
 //! 2 error.
@@ -39,9 +41,13 @@ pub struct BuildArgs {
     /// The Archive URL written into the image's mirrorlist.
     #[arg(long, value_name = "URL", default_value = repro_build::PUBLISHED_ARCHIVE)]
     published_archive: String,
-    /// Only the rootfs tarball, not the image's layers (DIR/layers/layer-N.tar).
+    /// Only the rootfs tarball, not the image (DIR/layers/layer-N.tar, DIR/oci).
     #[arg(long)]
     no_image: bool,
+    /// The word of the image's title label `Arch Linux <WORD> Image` [default: the
+    /// recipe's, Repro].
+    #[arg(long, value_name = "WORD")]
+    image_title: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +75,7 @@ pub fn run(g: &Global, a: &BuildArgs) -> Result<ExitCode> {
     opts.recipe = recipe;
     opts.published_archive = a.published_archive.clone();
     opts.image = !a.no_image;
+    opts.image_title = a.image_title.clone();
     if !quiet {
         opts.progress = Some(&progress);
     }
@@ -139,6 +146,34 @@ pub fn run(g: &Global, a: &BuildArgs) -> Result<ExitCode> {
                     i + 1
                 )?;
             }
+            let verdict = if img.config_matches {
+                "= the lock's config".to_string()
+            } else {
+                format!("DIFFERS from the lock's config {}", img.lock_config_digest)
+            };
+            writeln!(
+                out,
+                "{}  {}  {} bytes  config {verdict}",
+                img.config.digest,
+                img.config.file.display(),
+                img.config.size
+            )?;
+            let verdict = match img.manifest_matches {
+                Some(true) => "= the lock's manifest".to_string(),
+                Some(false) => format!(
+                    "DIFFERS from the lock's manifest {}",
+                    img.lock_manifest_digest
+                ),
+                None => "(uncompressed layers; the lock's image has compressed ones)".to_string(),
+            };
+            writeln!(
+                out,
+                "{}  {}  {} bytes  manifest {verdict}",
+                img.manifest.digest,
+                img.manifest.file.display(),
+                img.manifest.size
+            )?;
+            writeln!(out, "image: oci:{}:{}", img.oci.display(), img.tag)?;
         }
         if let Some(d) = &report.builddir {
             writeln!(out, "build tree kept: {}", d.display())?;

@@ -48,18 +48,18 @@ struct FetchReport {
 }
 
 #[derive(Serialize)]
-struct PackageResult {
-    name: String,
-    version: String,
-    sha256: String,
+pub(crate) struct PackageResult {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) sha256: String,
     /// "present", "downloaded", "failed".
-    status: &'static str,
-    bytes: u64,
-    resumed_from: u64,
+    pub(crate) status: &'static str,
+    pub(crate) bytes: u64,
+    pub(crate) resumed_from: u64,
     /// "valid", "unchecked" (no --keyring), "unsigned", "bad".
-    signature: &'static str,
-    signer: Option<String>,
-    error: Option<String>,
+    pub(crate) signature: &'static str,
+    pub(crate) signer: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 pub fn run(g: &Global, a: &FetchArgs) -> Result<ExitCode> {
@@ -93,77 +93,15 @@ pub fn run(g: &Global, a: &FetchArgs) -> Result<ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style)
     };
-    let snapshot = lock.recipe.archive_snapshot;
-    let results = repro_lock::archive::parallel(a.jobs, &lock.packages, |p: &PackagePin| {
-        let what = format!("package {} {}", p.name, p.version);
-        let urls: Vec<String> = mirrors
-            .iter()
-            .map(|m| p.url_on(&lock.recipe.archive, m))
-            .collect();
-        let fetched = client.download(&store, &urls, &p.sha256, p.size, &what, &|n| bar.inc(n));
-        let mut r = PackageResult {
-            name: p.name.clone(),
-            version: p.version.clone(),
-            sha256: p.sha256.to_string(),
-            status: "failed",
-            bytes: 0,
-            resumed_from: 0,
-            signature: "unchecked",
-            signer: None,
-            error: None,
-        };
-        let mut mismatch = false;
-        match fetched {
-            Ok(Fetched::Present) => {
-                r.status = "present";
-                bar.inc(p.size);
-            }
-            Ok(Fetched::Downloaded {
-                bytes,
-                resumed_from,
-            }) => {
-                r.status = "downloaded";
-                r.bytes = bytes;
-                r.resumed_from = resumed_from;
-                bar.inc(resumed_from);
-            }
-            Err(e) => {
-                mismatch = e.is_mismatch();
-                r.error = Some(e.to_string());
-                return (r, mismatch);
-            }
-        }
-        if let Some(keyring) = &a.keyring {
-            match &p.signature {
-                None => {
-                    r.signature = "unsigned";
-                    r.error = Some(format!("{what}: the lock pins no signature"));
-                    mismatch = true;
-                }
-                Some(sig) => {
-                    let path = match store.blob_path(&p.sha256.digest()) {
-                        Ok(path) => path,
-                        Err(e) => {
-                            r.error = Some(e.to_string());
-                            return (r, false);
-                        }
-                    };
-                    match repro_lock::pgp::verify(keyring, sig, &path, &snapshot, &what) {
-                        Ok(fpr) => {
-                            r.signature = "valid";
-                            r.signer = Some(fpr);
-                        }
-                        Err(e) => {
-                            mismatch = matches!(e, repro_lock::pgp::PgpError::Bad { .. });
-                            r.signature = "bad";
-                            r.error = Some(e.to_string());
-                        }
-                    }
-                }
-            }
-        }
-        (r, mismatch)
-    });
+    let results = fetch_packages(
+        &client,
+        &store,
+        &lock,
+        &mirrors,
+        a.keyring.as_deref(),
+        a.jobs,
+        &|n| bar.inc(n),
+    );
     bar.finish_and_clear();
     let mismatch = results.iter().any(|(_, m)| *m);
     let packages: Vec<PackageResult> = results.into_iter().map(|(r, _)| r).collect();
@@ -235,5 +173,90 @@ pub fn run(g: &Global, a: &FetchArgs) -> Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::from(2)
+    })
+}
+
+/// Download every package `lock` pins from `mirrors` (in order) into `store`, each checked
+/// against its sha256 and, with `keyring`, its signature. Returns one result per package and
+/// whether its failure is a mismatch with the lock (rather than an unreachable mirror).
+pub(crate) fn fetch_packages(
+    client: &Client,
+    store: &repro_store::Store,
+    lock: &Lock,
+    mirrors: &[String],
+    keyring: Option<&std::path::Path>,
+    jobs: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Vec<(PackageResult, bool)> {
+    let snapshot = lock.recipe.archive_snapshot;
+    repro_lock::archive::parallel(jobs, &lock.packages, |p: &PackagePin| {
+        let what = format!("package {} {}", p.name, p.version);
+        let urls: Vec<String> = mirrors
+            .iter()
+            .map(|m| p.url_on(&lock.recipe.archive, m))
+            .collect();
+        let fetched = client.download(store, &urls, &p.sha256, p.size, &what, progress);
+        let mut r = PackageResult {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            sha256: p.sha256.to_string(),
+            status: "failed",
+            bytes: 0,
+            resumed_from: 0,
+            signature: "unchecked",
+            signer: None,
+            error: None,
+        };
+        let mut mismatch = false;
+        match fetched {
+            Ok(Fetched::Present) => {
+                r.status = "present";
+                progress(p.size);
+            }
+            Ok(Fetched::Downloaded {
+                bytes,
+                resumed_from,
+            }) => {
+                r.status = "downloaded";
+                r.bytes = bytes;
+                r.resumed_from = resumed_from;
+                progress(resumed_from);
+            }
+            Err(e) => {
+                mismatch = e.is_mismatch();
+                r.error = Some(e.to_string());
+                return (r, mismatch);
+            }
+        }
+        if let Some(keyring) = keyring {
+            match &p.signature {
+                None => {
+                    r.signature = "unsigned";
+                    r.error = Some(format!("{what}: the lock pins no signature"));
+                    mismatch = true;
+                }
+                Some(sig) => {
+                    let path = match store.blob_path(&p.sha256.digest()) {
+                        Ok(path) => path,
+                        Err(e) => {
+                            r.error = Some(e.to_string());
+                            return (r, false);
+                        }
+                    };
+                    match repro_lock::pgp::verify(keyring, sig, &path, &snapshot, &what) {
+                        Ok(fpr) => {
+                            r.signature = "valid";
+                            r.signer = Some(fpr);
+                        }
+                        Err(e) => {
+                            mismatch = matches!(e, repro_lock::pgp::PgpError::Bad { .. });
+                            r.signature = "bad";
+                            r.error = Some(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        (r, mismatch)
     })
 }

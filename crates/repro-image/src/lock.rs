@@ -44,34 +44,34 @@ const LABEL_BUILDAH: &str = "io.buildah.version";
 #[derive(Args)]
 pub struct LockArgs {
     /// The image (docker://…, oci:DIR[:ref], docker-archive:FILE[:ref], rootfs:FILE, or name[:tag][@digest]).
-    image: String,
+    pub(crate) image: String,
     /// Base URL of the Arch Linux Archive (…/repos/YYYY/MM/DD/ and …/packages/ below it).
     #[arg(long, value_name = "URL")]
-    archive: String,
+    pub(crate) archive: String,
     /// Where to write the lock (its archived image bytes go to FILE.d/).
     #[arg(short, long, default_value = "repro-image.lock", value_name = "FILE")]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// SOURCE_DATE_EPOCH [default: derived from the image's created time / install dates].
     #[arg(long, value_name = "N")]
-    source_date_epoch: Option<i64>,
+    pub(crate) source_date_epoch: Option<i64>,
     /// Archive snapshot [default: the day before SOURCE_DATE_EPOCH].
     #[arg(long, value_name = "YYYY/MM/DD")]
-    snapshot: Option<Snapshot>,
+    pub(crate) snapshot: Option<Snapshot>,
     /// The recipe's revision [default: label org.opencontainers.image.revision].
     #[arg(long, value_name = "R")]
-    revision: Option<String>,
+    pub(crate) revision: Option<String>,
     /// What the recipe installs, repeatable [default: the explicitly installed packages].
     #[arg(long, value_name = "G")]
-    group: Vec<String>,
+    pub(crate) group: Vec<String>,
     /// The image version [default: label org.opencontainers.image.version].
     #[arg(long, value_name = "V")]
-    image_version: Option<String>,
+    pub(crate) image_version: Option<String>,
     /// Snapshot repositories to search, in order.
     #[arg(long = "repo", value_name = "NAME", default_values_t = ["core".to_string(), "extra".to_string()])]
-    repos: Vec<String>,
+    pub(crate) repos: Vec<String>,
     /// Parallel downloads.
     #[arg(long, default_value_t = 4, value_name = "N")]
-    jobs: usize,
+    pub(crate) jobs: usize,
 }
 
 #[derive(Serialize)]
@@ -412,7 +412,92 @@ fn pin_from_packages(
     )
 }
 
+/// What [`make`] produced: the lock (written only when `problems` is empty), where its
+/// image bytes were archived, and what the proof found.
+pub(crate) struct Made {
+    pub lock: Lock,
+    pub archived: PathBuf,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 pub fn run(g: &Global, a: &LockArgs) -> Result<ExitCode> {
+    let Made {
+        lock,
+        archived,
+        problems,
+        warnings,
+    } = make(g, a)?;
+    let archive_snapshot = lock.recipe.archive_snapshot;
+    let source_date_epoch = lock.recipe.source_date_epoch;
+    let report = LockReport {
+        schema: "repro-image/lock/v1",
+        lock: a.output.display().to_string(),
+        archived: archived.display().to_string(),
+        image: &lock.image,
+        recipe: RecipeReport {
+            source_date_epoch,
+            archive_snapshot: archive_snapshot.to_string(),
+            group: &lock.recipe.group,
+            revision: &lock.recipe.revision,
+            derived: lock
+                .recipe
+                .derived
+                .iter()
+                .map(|(p, h)| (p.key(), h.as_str()))
+                .collect(),
+            given: lock
+                .recipe
+                .given
+                .iter()
+                .map(|(p, h)| (p.key(), h.as_str()))
+                .collect(),
+        },
+        packages: lock
+            .packages
+            .iter()
+            .map(|p| PackageReport {
+                name: &p.name,
+                version: &p.version,
+                repo: &p.repo,
+                pinned_from: p.pinned_from.as_str(),
+                sha256: p.sha256.as_str(),
+                url: &p.url,
+            })
+            .collect(),
+        problems: &problems,
+        warnings: &warnings,
+    };
+    let mut out = std::io::stdout().lock();
+    if g.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_human(&mut out, &lock, &report)?;
+    }
+    out.flush()?;
+    if !g.quiet {
+        for w in &warnings {
+            eprintln!("repro-image: warning: {w}");
+        }
+    }
+    for p in &problems {
+        eprintln!("repro-image: {p}");
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "repro-image: {} problem(s): no lock written",
+            problems.len()
+        );
+        ExitCode::from(1)
+    })
+}
+
+/// Pin the image's inputs and, when every package is proven to be the installed one, write
+/// the lock and archive the image's bytes next to it (`lock`, and `verify` without `--lock`).
+pub(crate) fn make(g: &Global, a: &LockArgs) -> Result<Made> {
     let archive = a.archive.trim_end_matches('/').to_string();
     repro_lock::types::check_url(&archive).map_err(|m| anyhow::anyhow!("--archive: {m}"))?;
     for repo in &a.repos {
@@ -566,68 +651,11 @@ pub fn run(g: &Global, a: &LockArgs) -> Result<ExitCode> {
         blobs.finish();
         lock.save(&a.output)?;
     }
-    let report = LockReport {
-        schema: "repro-image/lock/v1",
-        lock: a.output.display().to_string(),
-        archived: archived.display().to_string(),
-        image: &lock.image,
-        recipe: RecipeReport {
-            source_date_epoch,
-            archive_snapshot: archive_snapshot.to_string(),
-            group: &lock.recipe.group,
-            revision: &lock.recipe.revision,
-            derived: lock
-                .recipe
-                .derived
-                .iter()
-                .map(|(p, h)| (p.key(), h.as_str()))
-                .collect(),
-            given: lock
-                .recipe
-                .given
-                .iter()
-                .map(|(p, h)| (p.key(), h.as_str()))
-                .collect(),
-        },
-        packages: lock
-            .packages
-            .iter()
-            .map(|p| PackageReport {
-                name: &p.name,
-                version: &p.version,
-                repo: &p.repo,
-                pinned_from: p.pinned_from.as_str(),
-                sha256: p.sha256.as_str(),
-                url: &p.url,
-            })
-            .collect(),
-        problems: &problems,
-        warnings: &warnings,
-    };
-    let mut out = std::io::stdout().lock();
-    if g.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_human(&mut out, &lock, &report)?;
-    }
-    out.flush()?;
-    if !g.quiet {
-        for w in &warnings {
-            eprintln!("repro-image: warning: {w}");
-        }
-    }
-    for p in &problems {
-        eprintln!("repro-image: {p}");
-    }
-    Ok(if problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "repro-image: {} problem(s): no lock written",
-            problems.len()
-        );
-        ExitCode::from(1)
+    Ok(Made {
+        lock,
+        archived,
+        problems,
+        warnings,
     })
 }
 

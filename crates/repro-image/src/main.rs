@@ -28,6 +28,7 @@ mod packages;
 mod progress;
 mod sbom;
 mod status;
+mod verify;
 mod view;
 
 #[derive(Parser)]
@@ -115,6 +116,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Rebuild the rootfs tarball from a lock's pins alone: repro.tar, repro.tar.zst, digests.
     Build(build::BuildArgs),
+    /// Lock, fetch, build, then compare with the original level by level (exit 0: holds).
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         Command::Fetch(a) => fetch::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Build(a) => build::run(&cli.global, a),
+        Command::Verify(a) => verify::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -166,6 +166,7 @@ fn build_reproduces_the_reference_rootfs_bit_for_bit() {
         [
             "build.log",
             "layers",
+            "oci",
             "repro.tar",
             "repro.tar.zst",
             "repro.tar.zst.SHA256"
@@ -187,6 +188,80 @@ fn build_reproduces_the_reference_rootfs_bit_for_bit() {
         let file = out.join(format!("layers/layer-{}.tar", i + 1));
         assert_eq!(l["file"].as_str().unwrap(), file.to_str().unwrap());
         assert_eq!(format!("sha256:{}", sha256(&file)), expected[i]);
+    }
+    assert_reference_image(&out, &j);
+}
+
+/// The reference image with uncompressed layers (`oci-none`): (config digest, manifest
+/// digest, manifest bytes).
+fn reference_none() -> (String, String, Vec<u8>) {
+    let spec = world().get("WORLD_OCI_REPRO_NONE");
+    let (dir, _) = spec.strip_prefix("oci:").unwrap().rsplit_once(':').unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(dir).join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = std::fs::read(
+        Path::new(dir)
+            .join("blobs/sha256")
+            .join(manifest_digest.strip_prefix("sha256:").unwrap()),
+    )
+    .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    (
+        m["config"]["digest"].as_str().unwrap().to_string(),
+        manifest_digest,
+        manifest,
+    )
+}
+
+/// The rebuilt image (config, manifest, oci: layout) is the reference's uncompressed image
+/// byte for byte, and skopeo reads the layout.
+fn assert_reference_image(out: &Path, j: &serde_json::Value) {
+    let (config_digest, manifest_digest, manifest) = reference_none();
+    assert_eq!(
+        config_digest,
+        world().get("WORLD_IMAGE_REPRO_CONFIG_DIGEST")
+    );
+    let img = &j["image"];
+    assert_eq!(
+        img["config"]["digest"],
+        config_digest.as_str(),
+        "config digest"
+    );
+    assert_eq!(img["config_matches"], true);
+    assert_eq!(
+        img["manifest"]["digest"],
+        manifest_digest.as_str(),
+        "manifest digest"
+    );
+    // the lock was made from the gzip image: its manifest names other blobs
+    assert_eq!(img["manifest_matches"], serde_json::Value::Null);
+    assert_eq!(
+        std::fs::read(img["manifest"]["file"].as_str().unwrap()).unwrap(),
+        manifest
+    );
+    let oci = out.join("oci");
+    assert_eq!(img["oci"], oci.to_str().unwrap());
+    let tag = img["tag"].as_str().unwrap();
+    assert_eq!(tag, world().get("WORLD_IMAGE_VERSION"));
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:{tag}", oci.display()))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(raw.stdout, manifest, "skopeo reads our layout's manifest");
+    // every blob of the layout is where its digest says
+    for e in std::fs::read_dir(oci.join("blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(sha256(&p), p.file_name().unwrap().to_str().unwrap());
     }
 }
 

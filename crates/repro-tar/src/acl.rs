@@ -7,9 +7,9 @@
 use std::ffi::CStr;
 
 const USER_OBJ: u16 = 0x01;
-const USER: u16 = 0x02;
+pub(crate) const USER: u16 = 0x02;
 const GROUP_OBJ: u16 = 0x04;
-const GROUP: u16 = 0x08;
+pub(crate) const GROUP: u16 = 0x08;
 const MASK: u16 = 0x10;
 const OTHER: u16 = 0x20;
 

@@ -59,6 +59,23 @@ pub struct GnuOptions {
     /// `--acls`: `SCHILY.acl.*` records (user and group names from the host's databases,
     /// as GNU tar's libacl call does).
     pub acls: bool,
+    /// Whose view of the owners the archive records.
+    pub owners: Owners,
+}
+
+/// Where member owners come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Owners {
+    /// `st_uid`/`st_gid` as the disk has them (tar run as the tree's real owner or root).
+    #[default]
+    Disk,
+    /// As tar sees the tree from inside a *fresh* `fakeroot` session (the recipe's
+    /// `fakeroot -- tar …`, a session other than the one pacman ran in): faked knows
+    /// none of the files, and fakeroot reports an unknown file as owned by 0:0 (its
+    /// default without `--unknown-is-real`). Modes, xattrs and times are the disk's: the
+    /// widening fakeroot does (a 0555 directory made 0755 so that its real owner can still
+    /// write into it) already happened on disk when pacman's session chmod'ed it.
+    FreshFakeroot,
 }
 
 impl GnuOptions {
@@ -70,6 +87,17 @@ impl GnuOptions {
             exclude,
             xattrs: true,
             acls: true,
+            owners: Owners::Disk,
+        }
+    }
+
+    /// [`GnuOptions::recipe`] with the owners a fresh fakeroot session reports (every
+    /// uid/gid 0): the recipe's tar, run by `fakeroot` over a tree that pacman's own
+    /// (earlier, other) fakeroot session installed.
+    pub fn recipe_in_fakeroot(source_date_epoch: i64, exclude: Exclude) -> Self {
+        GnuOptions {
+            owners: Owners::FreshFakeroot,
+            ..GnuOptions::recipe(source_date_epoch, exclude)
         }
     }
 }
@@ -124,7 +152,13 @@ pub fn plan(root: &Path, options: &GnuOptions) -> Result<GnuArchive, Error> {
         name.extend_from_slice(rel);
         exclude.is_excluded(&name)
     };
-    let nodes = walk::walk(root, &skip)?;
+    let mut nodes = walk::walk(root, &skip)?;
+    if options.owners == Owners::FreshFakeroot {
+        for n in &mut nodes {
+            n.uid = 0;
+            n.gid = 0;
+        }
+    }
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut members = Vec::with_capacity(nodes.len());
     for node in nodes {
@@ -520,6 +554,7 @@ mod tests {
             exclude: Exclude::none(),
             xattrs: false,
             acls: false,
+            owners: Owners::Disk,
         };
         let node = file_node(9_663_676_416, 3_000_000, Timestamp::new(1000, 0));
         let m = member(node, b"./big".to_vec(), b"./big", None, &options).unwrap();

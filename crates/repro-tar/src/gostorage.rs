@@ -47,6 +47,11 @@ struct Member {
     pax: Option<Vec<u8>>,
     /// A whiteout: no file type bits in its mode.
     whiteout: bool,
+    /// The mode has the file type bits (containers/storage's headers) or not (Go's own
+    /// `tar.FileInfoHeader`, as buildah's copier uses it).
+    type_bits: bool,
+    /// User and group names (buildah's copier: Go's `FileInfoHeader` looks them up).
+    names: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Member {
@@ -300,6 +305,8 @@ fn plan_items(items: Vec<Item>, options: &GoOptions) -> Result<GoLayer, Error> {
             mtime,
             pax,
             whiteout: false,
+            type_bits: true,
+            names: None,
         });
     }
     let size = members.iter().map(Member::archived_len).sum::<u64>() + 2 * crate::BLOCK;
@@ -342,7 +349,110 @@ fn whiteout(
         mtime,
         pax,
         whiteout: true,
+        type_bits: true,
+        names: None,
     })
+}
+
+/// The tar stream whose sha256 is the `dir:<hex>` in the history `created_by` of a
+/// buildah `COPY`/`ADD` of a directory (buildah 1.28, podman 4.3): what buildah's
+/// `copier.Get` writes for the directory, passed through the content digester's Go
+/// `tar.Reader` -> `tar.Writer` filter, which zeroes every time (a zero mtime is written
+/// as 0). So the digest covers names, modes, owners, link targets, xattrs and contents, no
+/// times. Differences from a containers/storage layer, from buildah's `copier.go`,
+/// `digester.go` and Go's `archive/tar`:
+///
+/// - `filepath.Walk` of the directory, the directory itself left out, names relative to
+///   it and *without* a trailing `/` for directories;
+/// - headers from `tar.FileInfoHeader`: the mode without file type bits; owners from the
+///   disk; user and group names from the host's databases (`root`); mtime 0, no
+///   atime/ctime;
+/// - hard links only between regular files (buildah's `hardlinkChecker`);
+/// - xattrs `security.capability`, `security.ima` and `user.*` (`copier.Lgetxattrs`);
+/// - sockets skipped; the end: two zero blocks.
+pub fn plan_copier_get(dir: &Path) -> Result<GoLayer, Error> {
+    let mut nodes = walk::walk(dir, &|_| false)?;
+    nodes.remove(0);
+    let mut users = HashMap::new();
+    let mut groups = HashMap::new();
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut members = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        if node.kind == Kind::Socket {
+            continue;
+        }
+        let name = node.rel.clone();
+        let mut hardlink = None;
+        if matches!(node.kind, Kind::File { .. }) && node.nlink > 1 {
+            match links.get(&(node.dev, node.ino)) {
+                Some(first) => hardlink = Some(first.clone()),
+                None => {
+                    links.insert((node.dev, node.ino), node.rel.clone());
+                }
+            }
+        }
+        // the digester's filter zeroes the times; Go writes a zero ModTime as 0
+        let mtime = 0;
+        let xattrs = copier_xattrs(&node.path)?;
+        let pax = pax_records(&node, &name, hardlink.as_deref(), mtime, &xattrs)?;
+        let uname = host_name(&mut users, crate::acl::USER, node.uid, &node.path)?;
+        let gname = host_name(&mut groups, crate::acl::GROUP, node.gid, &node.path)?;
+        members.push(Member {
+            node,
+            name,
+            hardlink,
+            mtime,
+            pax,
+            whiteout: false,
+            type_bits: false,
+            names: Some((uname, gname)),
+        });
+    }
+    let size = members.iter().map(Member::archived_len).sum::<u64>() + 2 * crate::BLOCK;
+    Ok(GoLayer { members, size })
+}
+
+/// A user or group name from this host's databases (empty when unknown), as Go's
+/// `archive/tar` looks it up for `FileInfoHeader`; cached per id.
+fn host_name(
+    cache: &mut HashMap<u64, Vec<u8>>,
+    tag: u16,
+    id: u64,
+    path: &Path,
+) -> Result<Vec<u8>, Error> {
+    if let Some(n) = cache.get(&id) {
+        return Ok(n.clone());
+    }
+    let name = u32::try_from(id)
+        .ok()
+        .and_then(|id| crate::acl::host_name(tag, id))
+        .unwrap_or_default()
+        .into_bytes();
+    // Go would move a longer or non-ASCII name into a PAX record: not written here.
+    if name.len() > 32 || !is_ascii(&name) {
+        return Err(Error::unsupported(
+            path,
+            format!(
+                "owner name {:?} does not fit a USTAR header",
+                String::from_utf8_lossy(&name)
+            ),
+        ));
+    }
+    cache.insert(id, name.clone());
+    Ok(name)
+}
+
+/// The xattrs buildah's copier reads (`security.capability`, `security.ima`, `user.*`).
+fn copier_xattrs(path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
+    let mut out = BTreeMap::new();
+    for name in walk::xattr_names(path)? {
+        let relevant =
+            name == b"security.capability" || name == b"security.ima" || name.starts_with(b"user.");
+        if relevant && let Some(v) = walk::xattr_value(path, &name)? {
+            out.insert(name, v);
+        }
+    }
+    Ok(out)
 }
 
 /// The xattrs containers/storage puts into a layer, by name.
@@ -623,11 +733,16 @@ fn member_header(m: &Member) -> [u8; 512] {
         (Some(_), _) => go_str(&mut b[header::NAME], &to_ascii(&m.name)),
     }
     go_str(&mut b[header::LINKNAME], &to_ascii(link));
+    let type_bits = if m.type_bits { type_bits } else { 0 };
     go_octal(&mut b[header::MODE], i64::from(n.mode & 0o7777) | type_bits);
     go_octal(&mut b[header::UID], n.uid as i64);
     go_octal(&mut b[header::GID], n.gid as i64);
     go_octal(&mut b[header::SIZE], m.data_len() as i64);
     go_octal(&mut b[header::MTIME], m.mtime);
+    if let Some((uname, gname)) = &m.names {
+        go_str(&mut b[header::UNAME], uname);
+        go_str(&mut b[header::GNAME], gname);
+    }
     go_octal(&mut b[header::DEVMAJOR], major as i64);
     go_octal(&mut b[header::DEVMINOR], minor as i64);
     header::put_magic(&mut b);

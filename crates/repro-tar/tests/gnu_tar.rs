@@ -342,3 +342,71 @@ fn a_missing_root_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+/// The recipe runs its tar as `fakeroot -- tar …` in a session of its own: every owner
+/// reads as 0:0 there, whatever the disk says, while modes (setuid/setgid/sticky, a 0555
+/// directory) are the disk's. The writer's fakeroot view gives the same bytes as the real
+/// fakeroot + GNU tar, without touching the tree.
+#[test]
+fn fresh_fakeroot_view_equals_fakeroot_tar() {
+    require_root("fakeroot view");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    sh(
+        "mkdir -p ro/sub owned; echo a > owned/f; echo s > suid; echo g > sgid
+         mkdir sticky; ln owned/f owned/hard; ln -s owned/f owned/link
+         chown -R 1000:1000 owned; chown -h 2000:3000 owned/link; chown 4242:4343 suid sgid sticky
+         chmod 4755 suid; chmod 2711 sgid; chmod 1777 sticky; chmod 0444 owned/f
+         chmod 0555 ro; chown 70000:70000 ro/sub",
+        &root,
+    );
+    use std::os::unix::fs::MetadataExt;
+    let before: Vec<(u32, u32, u32)> = ["owned/f", "suid", "sgid", "ro/sub"]
+        .iter()
+        .map(|p| {
+            let m = std::fs::symlink_metadata(root.join(p)).unwrap();
+            (m.uid(), m.gid(), m.mode())
+        })
+        .collect();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    common::run(
+        std::process::Command::new("fakeroot")
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C")
+            .args([
+                "--",
+                "tar",
+                "--numeric-owner",
+                "--xattrs",
+                "--acls",
+                &format!("--mtime=@{SDE}"),
+                "--clamp-mtime",
+                "--sort=name",
+                "--pax-option=delete=atime,delete=ctime",
+                "-C",
+            ])
+            .arg(&root)
+            .args(["-c", ".", "-f"])
+            .arg(out.path()),
+    );
+    let expected = std::fs::read(out.path()).unwrap();
+    let view = GnuOptions::recipe_in_fakeroot(SDE, Exclude::none());
+    assert_same_tar(&expected, &ours(&root, &view), "fresh fakeroot view");
+    // The disk view is a different archive here (the owners), so the test can fail.
+    assert_ne!(
+        expected,
+        ours(&root, &GnuOptions::recipe(SDE, Exclude::none()))
+    );
+    // Nothing on disk changed: owners and setuid/setgid bits are where they were.
+    let after: Vec<(u32, u32, u32)> = ["owned/f", "suid", "sgid", "ro/sub"]
+        .iter()
+        .map(|p| {
+            let m = std::fs::symlink_metadata(root.join(p)).unwrap();
+            (m.uid(), m.gid(), m.mode())
+        })
+        .collect();
+    assert_eq!(before, after);
+}

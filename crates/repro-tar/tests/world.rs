@@ -320,3 +320,51 @@ fn podman_run_layer_is_rebuilt_from_the_step() {
     assert_same_tar(&expected, &ours, "the RUN layer rebuilt from the step");
     assert_eq!(format!("sha256:{}", sha256(&ours)), diff_ids[1]);
 }
+
+/// The `dir:<hex>` of the reference image's `COPY` step: the sha256 of the stream buildah's
+/// copier writes for the copied directory. The rootfs reached the COPY by an `ADD` of
+/// repro.tar, i.e. extracted with its owners, modes, xattrs and times.
+#[test]
+fn buildah_copy_content_digest_is_reproduced() {
+    require_root("the COPY content digest");
+    let spec = world().get("WORLD_OCI_REPRO_NONE");
+    let spec = spec.strip_prefix("oci:").unwrap();
+    let (dir, _) = spec.rsplit_once(':').unwrap();
+    let config_digest = world().get("WORLD_IMAGE_REPRO_CONFIG_DIGEST");
+    let config = json(
+        &Path::new(dir)
+            .join("blobs/sha256")
+            .join(config_digest.strip_prefix("sha256:").unwrap()),
+    );
+    let copy = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap())
+        .find(|c| c.contains(" COPY dir:"))
+        .unwrap();
+    let expected = copy
+        .split("dir:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let root = extract(Path::new(world().get("WORLD_ROOTFS_REPRO_TAR")));
+    let plan = gostorage::plan_copier_get(root.path()).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(plan.write_to(&mut out).unwrap(), plan.size());
+    assert_eq!(sha256(&out), expected, "the copier stream's sha256");
+    // not the layer's bytes: the copier's headers are Go's own (no type bits in the mode,
+    // directories without `/`), the layer's are containers/storage's
+    let layer = gostorage::plan_tree(
+        root.path(),
+        &GoOptions {
+            timestamp: Some(sde()),
+        },
+    )
+    .unwrap();
+    let mut layer_bytes = Vec::new();
+    layer.write_to(&mut layer_bytes).unwrap();
+    assert_ne!(sha256(&layer_bytes), expected);
+}
