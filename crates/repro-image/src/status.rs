@@ -25,12 +25,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use repro_inventory::{SyncPackage, parse_sync_db};
+use repro_rebuilderd::assess::{
+    self, AssessOptions, AttestationSummary, FileFacts, RebuilderReport,
+};
 use repro_rebuilderd::attestation::PublicKey;
 use repro_rebuilderd::config::{Config, DEFAULT_REBUILDERS, normalize_url};
-use repro_rebuilderd::evidence::{self, AttestationCheck, Job, Verifier};
+use repro_rebuilderd::evidence::AttestationCheck;
 use repro_rebuilderd::keys::{KnownKeys, Trust};
 use repro_rebuilderd::quorum::{self, Index, PackageStatus, Pkg, Said, Summary, Verdict};
-use repro_rebuilderd::{Api, BuildText, Client, Filter, Listing, Options, Stats, Status};
+use repro_rebuilderd::{Api, BuildText, Client, Filter, Options, Status};
 use serde::Serialize;
 
 use crate::Global;
@@ -108,31 +111,6 @@ fn parse_verdict(s: &str) -> std::result::Result<Verdict, String> {
 }
 
 #[derive(Serialize)]
-struct RebuilderReport {
-    url: String,
-    api: Option<Api>,
-    records: usize,
-    error: Option<String>,
-    /// How the keys used for its attestations are trusted (absent: not checked).
-    key_trust: Option<Trust>,
-    keyids: Vec<String>,
-    key_error: Option<String>,
-    stats: Stats,
-}
-
-#[derive(Serialize, Default)]
-struct AttestationSummary {
-    checked: bool,
-    required: bool,
-    verified: usize,
-    /// Of `verified`: the product's sha256 compared with the archive's.
-    hash_matched: usize,
-    missing: usize,
-    invalid: usize,
-    unavailable: usize,
-}
-
-#[derive(Serialize)]
 struct StatusReport<'a> {
     schema: &'static str,
     source: Source,
@@ -146,12 +124,12 @@ struct StatusReport<'a> {
 }
 
 /// `$XDG_CONFIG_HOME/repro-image/rebuilders.toml` (or `~/.config/…`).
-fn default_config() -> Option<PathBuf> {
+pub(crate) fn default_config() -> Option<PathBuf> {
     xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("repro-image/rebuilders.toml"))
 }
 
 /// `$XDG_DATA_HOME/repro-image/known-rebuilder-keys.json` (or `~/.local/share/…`).
-fn default_known_keys() -> Option<PathBuf> {
+pub(crate) fn default_known_keys() -> Option<PathBuf> {
     xdg_dir("XDG_DATA_HOME", ".local/share")
         .map(|d| d.join("repro-image/known-rebuilder-keys.json"))
 }
@@ -368,48 +346,15 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
         distribution: Some(a.distribution.clone()),
         ..Filter::default()
     };
-    let listings = repro_rebuilderd::list_each(&clients, &filter);
-    if listings.iter().all(|l| l.is_err()) {
-        let msgs: Vec<String> = listings
-            .into_iter()
-            .filter_map(|l| l.err().map(|e| e.to_string()))
-            .collect();
-        bail!(
-            "no rebuilder answered (rebuilders from {urls_from}):\n  {}",
-            msgs.join("\n  ")
-        );
-    }
+    let gathered = match assess::gather(&clients, &filter) {
+        Ok(g) => g,
+        Err(e) => bail!("{e} (rebuilders from {urls_from})"),
+    };
     let pkgs: Vec<Pkg> = inv
         .packages
         .iter()
         .map(|p| Pkg::new(&p.name, &p.version, &p.arch))
         .collect();
-    let mut indexes: Vec<(String, Result<Index, String>)> = Vec::new();
-    let mut apis: Vec<Option<Api>> = Vec::new();
-    let mut reports: Vec<RebuilderReport> = Vec::new();
-    for (url, l) in urls.iter().zip(listings) {
-        let (api, records, error, index) = match l {
-            Ok(Listing { api, records, .. }) => {
-                (Some(api), records.len(), None, Ok(Index::new(records)))
-            }
-            Err(e) => {
-                warnings.push(e.to_string());
-                (None, 0, Some(e.to_string()), Err(e.to_string()))
-            }
-        };
-        apis.push(api);
-        indexes.push((url.clone(), index));
-        reports.push(RebuilderReport {
-            url: url.clone(),
-            api,
-            records,
-            error,
-            key_trust: None,
-            keyids: Vec::new(),
-            key_error: None,
-            stats: Stats::default(),
-        });
-    }
 
     if let Some((name, what)) = a
         .log
@@ -417,162 +362,66 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
         .map(|n| (n, BuildText::Log))
         .or(a.diffoscope.as_ref().map(|n| (n, BuildText::Diffoscope)))
     {
-        return show_build_text(&clients, &apis, &indexes, &pkgs, name, what);
+        return show_build_text(
+            &clients,
+            &gathered.apis,
+            &gathered.indexes,
+            &pkgs,
+            name,
+            what,
+        );
     }
 
-    let mut statuses = quorum::evaluate(&pkgs, &indexes, quorum);
-    let mut att = AttestationSummary {
-        checked: !a.no_attestations,
-        required: a.require_attestation,
-        ..AttestationSummary::default()
-    };
+    let mut files: Vec<Option<FileFacts>> = vec![None; pkgs.len()];
     if !a.no_attestations {
         let from_archive = archive_dbs(g, a, &inv, &mut warnings)?;
         let sync = sync_packages(&inv, from_archive, &a.sync_dbs)?;
         if sync.is_empty() {
-            let msg = "no sync db (in the image, --archive or --sync-db): attested products are named but \
-                       their sha256 is not compared with the archive's";
+            let msg = "no sync db (in the image, --archive or --sync-db): attested products are \
+                       named but their sha256 is not compared with the archive's";
             if a.require_attestation {
                 warnings.push(format!("{msg}; --require-attestation counts no GOOD"));
             } else {
                 warnings.push(msg.to_string());
             }
         }
-        // Keys: pinned wins; else fetched (in parallel) and checked against those known.
-        let fetched: Vec<Option<Result<Vec<PublicKey>, String>>> = std::thread::scope(|s| {
-            let hs: Vec<_> = clients
-                .iter()
-                .zip(&apis)
-                .map(|(c, api)| {
-                    let pinned = config.pinned(c.url()).is_some();
-                    s.spawn(move || {
-                        (api.is_some() && !pinned)
-                            .then(|| c.public_keys().map_err(|e| e.to_string()))
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Some(Err("key request panicked".into())))
-                })
-                .collect()
-        });
-        let known_path = a.known_keys.clone().or_else(default_known_keys);
-        let mut known = match &known_path {
-            Some(p) => Some(KnownKeys::load(p)?),
-            None => None,
-        };
-        let mut keys: Vec<Result<Vec<PublicKey>, String>> = Vec::new();
-        for (i, f) in fetched.into_iter().enumerate() {
-            let r = &mut reports[i];
-            let k = if let Some(p) = config.pinned(&urls[i]) {
-                r.key_trust = Some(Trust::Pinned);
-                Ok(p.to_vec())
-            } else {
-                match f {
-                    None => Err("the rebuilder could not be asked".to_string()),
-                    Some(Err(e)) => Err(e),
-                    Some(Ok(ks)) => match known.as_mut() {
-                        // A changed key is a hard error: a compromised or replaced
-                        // rebuilder must not be trusted silently.
-                        Some(kk) => {
-                            r.key_trust = Some(kk.check(&urls[i], &ks)?);
-                            Ok(ks)
-                        }
-                        None => {
-                            warnings.push(format!(
-                                "{}: keys cannot be remembered (no $XDG_DATA_HOME or $HOME; \
-                                 --known-keys FILE): trusting what it serves now",
-                                urls[i]
-                            ));
-                            r.key_trust = Some(Trust::FirstUse);
-                            Ok(ks)
-                        }
-                    },
-                }
-            };
-            match &k {
-                Ok(ks) => r.keyids = ks.iter().map(|k| k.keyid().to_string()).collect(),
-                Err(e) => {
-                    r.key_error = Some(e.clone());
-                    if r.error.is_none() {
-                        warnings.push(format!("{}: no key to verify attestations: {e}", urls[i]));
-                    }
-                }
-            }
-            keys.push(k);
-        }
-        if let Some(kk) = &known
-            && let Err(e) = kk.save()
-        {
-            warnings.push(format!("keys not remembered: {e}"));
-        }
-        let verifiers: Vec<Verifier> = clients
-            .iter()
-            .zip(&apis)
-            .zip(keys)
-            .map(|((client, api), keys)| Verifier {
-                client,
-                api: api.unwrap_or(Api::V1),
-                keys,
-            })
-            .collect();
-        let mut jobs: Vec<Job> = Vec::new();
-        for (pi, p) in pkgs.iter().enumerate() {
-            let sp = sync.get(&(p.name.clone(), p.version.clone(), p.arch.clone()));
-            for (ri, (_, idx)) in indexes.iter().enumerate() {
-                let Ok(idx) = idx else { continue };
-                let Some(rec) = idx.exact(p).filter(|r| r.status == Status::Good) else {
-                    continue;
-                };
-                let filename = sp
-                    .map(|s| s.filename.clone())
-                    .or_else(|| {
-                        rec.url
-                            .as_deref()
-                            .and_then(|u| u.rsplit('/').next())
-                            .filter(|f| !f.is_empty())
-                            .map(str::to_string)
-                    })
-                    .unwrap_or_else(|| format!("{}-{}-{}.pkg.tar.zst", p.name, p.version, p.arch));
-                jobs.push(Job {
-                    rebuilder: ri,
-                    package: pi,
-                    record: rec.clone(),
-                    filename,
-                    sha256: sp.map(|s| s.sha256.clone()),
+        for (f, p) in files.iter_mut().zip(&pkgs) {
+            *f = sync
+                .get(&(p.name.clone(), p.version.clone(), p.arch.clone()))
+                .map(|s| FileFacts {
+                    filename: s.filename.clone(),
+                    sha256: Some(s.sha256.clone()),
                 });
-            }
-        }
-        let checks = evidence::fetch_and_check(&verifiers, &jobs, a.jobs);
-        for (job, check) in jobs.iter().zip(checks) {
-            match &check {
-                AttestationCheck::Verified { product_check, .. } => {
-                    att.verified += 1;
-                    if *product_check == evidence::ProductState::Matched {
-                        att.hash_matched += 1;
-                    }
-                }
-                AttestationCheck::Missing { .. } => att.missing += 1,
-                AttestationCheck::Invalid { reason } => {
-                    att.invalid += 1;
-                    warnings.push(format!(
-                        "{}: {} {}: invalid attestation: {reason}",
-                        urls[job.rebuilder], pkgs[job.package].name, pkgs[job.package].version
-                    ));
-                }
-                AttestationCheck::Unavailable { .. } => att.unavailable += 1,
-            }
-            statuses[job.package].rebuilders[job.rebuilder].attestation = Some(check);
         }
     }
-    for st in &mut statuses {
-        quorum::recount(st, quorum, a.require_attestation);
+    let known_path = a.known_keys.clone().or_else(default_known_keys);
+    let mut known = match (&known_path, a.no_attestations) {
+        (Some(p), false) => Some(KnownKeys::load(p)?),
+        _ => None,
+    };
+    let pinned = |url: &str| config.pinned(url).map(<[PublicKey]>::to_vec);
+    let opts = AssessOptions {
+        quorum,
+        attestations: !a.no_attestations,
+        require_attestation: a.require_attestation,
+        jobs: a.jobs,
+    };
+    let done = assess::assess(
+        &clients,
+        gathered,
+        &pkgs,
+        &files,
+        &pinned,
+        known.as_mut(),
+        &opts,
+    )?;
+    if let Some(kk) = &known
+        && let Err(e) = kk.save()
+    {
+        warnings.push(format!("keys not remembered: {e}"));
     }
-    for (r, c) in reports.iter_mut().zip(&clients) {
-        r.stats = c.stats();
-    }
+    warnings.extend(done.warnings);
+    let statuses = done.statuses;
     let summary = quorum::summarize(&statuses);
     let shown: Vec<&PackageStatus> = statuses
         .iter()
@@ -582,9 +431,9 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
         schema: "repro-image/status/v1",
         source,
         quorum,
-        rebuilders: reports,
+        rebuilders: done.rebuilders,
         summary,
-        attestations: att,
+        attestations: done.attestations,
         filter: a.filter,
         packages: shown,
         warnings,

@@ -570,14 +570,17 @@ fn rebuilder_urls(a: &VerifyArgs) -> Vec<String> {
 }
 
 /// The evidence level: what each rebuilder says about each pinned package (exact name,
-/// version, architecture), decided with the quorum.
+/// version, architecture), each GOOD counting only with an attestation signed by the
+/// rebuilder's key (pinned in rebuilders.toml, else learned on first use) for the pinned
+/// file and sha256, decided with the quorum.
 fn evidence(
     g: &Global,
     a: &VerifyArgs,
     lock: &Lock,
     warnings: &mut Vec<String>,
 ) -> Result<LevelReport> {
-    use repro_rebuilderd::quorum::{Index, Pkg, Said};
+    use repro_rebuilderd::assess::{self, AssessOptions, FileFacts};
+    use repro_rebuilderd::quorum::Pkg;
     let urls = rebuilder_urls(a);
     let timeout = std::time::Duration::from_secs(g.timeout.max(1));
     let opts = repro_rebuilderd::Options {
@@ -587,58 +590,67 @@ fn evidence(
         attempts: g.retries.max(1),
         ..repro_rebuilderd::Options::default()
     };
+    let cache_root = g.store()?.map(|s| s.root().join("rebuilderd"));
     let clients = urls
         .iter()
-        .map(|u| repro_rebuilderd::Client::new(u, opts.clone()))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|u| {
+            let c = repro_rebuilderd::Client::new(u, opts.clone())?;
+            Ok(match &cache_root {
+                Some(root) => c.with_cache(root),
+                None => c,
+            })
+        })
+        .collect::<Result<Vec<_>, repro_rebuilderd::Error>>()?;
     let filter = repro_rebuilderd::Filter {
         distribution: Some("archlinux".into()),
         ..Default::default()
     };
-    let listings = repro_rebuilderd::list_each(&clients, &filter);
-    if listings.iter().all(|l| l.is_err()) {
-        let msgs: Vec<String> = listings
-            .into_iter()
-            .filter_map(|l| l.err().map(|e| e.to_string()))
-            .collect();
-        bail!("no rebuilder answered:\n  {}", msgs.join("\n  "));
-    }
-    let indexes: Vec<(String, Result<Index, String>)> = urls
+    let gathered = assess::gather(&clients, &filter)?;
+    let pkgs: Vec<Pkg> = lock
+        .packages
         .iter()
-        .zip(listings)
-        .map(|(u, l)| {
-            let idx = match l {
-                Ok(l) => Ok(Index::new(l.records)),
-                Err(e) => {
-                    warnings.push(e.to_string());
-                    Err(e.to_string())
-                }
-            };
-            (u.clone(), idx)
-        })
+        .map(|p| Pkg::new(&p.name, &p.version, &p.arch))
         .collect();
-    let pkgs: Vec<levels::EvidencePkg> = lock
+    let files: Vec<Option<FileFacts>> = lock
         .packages
         .iter()
         .map(|p| {
-            let key = Pkg::new(&p.name, &p.version, &p.arch);
-            levels::EvidencePkg {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                said: indexes
-                    .iter()
-                    .map(|(u, idx)| {
-                        let said = match idx {
-                            Ok(i) => i.said(&key),
-                            Err(e) => Said::Unavailable { error: e.clone() },
-                        };
-                        (u.clone(), said)
-                    })
-                    .collect(),
-            }
+            Some(FileFacts {
+                filename: p.filename.clone(),
+                sha256: Some(p.sha256.as_str().to_string()),
+            })
         })
         .collect();
-    Ok(levels::evidence(&pkgs, a.quorum))
+    let config = match crate::status::default_config() {
+        Some(p) => repro_rebuilderd::config::Config::load(&p)?.unwrap_or_default(),
+        None => repro_rebuilderd::config::Config::default(),
+    };
+    let pinned = |url: &str| config.pinned(url).map(<[_]>::to_vec);
+    let mut known = match crate::status::default_known_keys() {
+        Some(p) => Some(repro_rebuilderd::keys::KnownKeys::load(&p)?),
+        None => None,
+    };
+    let done = assess::assess(
+        &clients,
+        gathered,
+        &pkgs,
+        &files,
+        &pinned,
+        known.as_mut(),
+        &AssessOptions {
+            quorum: a.quorum,
+            attestations: true,
+            require_attestation: true,
+            jobs: 8,
+        },
+    )?;
+    if let Some(kk) = &known
+        && let Err(e) = kk.save()
+    {
+        warnings.push(format!("keys not remembered: {e}"));
+    }
+    warnings.extend(done.warnings);
+    Ok(levels::evidence(&done.statuses, a.quorum, urls.len(), true))
 }
 
 fn build_oci_dir(b: &repro_build::BuildReport) -> PathBuf {

@@ -411,6 +411,47 @@ fn evidence_from_rebuilders_with_a_quorum_counts_for_the_verdict() {
     let j = common::json(&o);
     assert_eq!(o.status.code(), Some(0), "{j:#}\n{}", stderr(&o));
     assert_eq!(level(&j, "evidence")["status"], "match");
+    let why = level(&j, "evidence")["why"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("attestation verified for the pinned sha256"),
+        "{why}"
+    );
+
+    // rb1's key pinned to rb3's in rebuilders.toml: none of rb1's attestations verifies,
+    // so with quorum 1 only rb3's GOODs count and bash 5.2.15-2 (rb3 has 5.2.15-1) fails.
+    let conf_home = tmp.path().join("config");
+    std::fs::create_dir_all(conf_home.join("repro-image")).unwrap();
+    std::fs::write(
+        conf_home.join("repro-image/rebuilders.toml"),
+        format!(
+            "[[rebuilder]]\nurl = \"{rb1}\"\nkey_files = [\"{}\"]\n",
+            w.get("WORLD_REBUILDER_3_PUBKEY")
+        ),
+    )
+    .unwrap();
+    let o = common::bin()
+        .arg("--cache")
+        .arg(&cache)
+        .args(["--tls-verify=false", "verify", image, "--archive"])
+        .arg(w.get("WORLD_ARCHIVE_URL"))
+        .args(["--json", "-r", rb1, "-r", rb3])
+        .env("XDG_CONFIG_HOME", &conf_home)
+        .output()
+        .unwrap();
+    let j = common::json(&o);
+    assert_eq!(o.status.code(), Some(1), "{j:#}\n{}", stderr(&o));
+    let shown: Vec<&str> = level(&j, "evidence")["shown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.starts_with("bash 5.2.15-2 ") && s.contains("INVALID attestation")),
+        "{shown:?}"
+    );
     let o = verify(
         &cache,
         image,

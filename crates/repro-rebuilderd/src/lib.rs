@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ureq::Agent;
 
+pub mod assess;
 pub mod attestation;
 pub mod cache;
 pub mod config;

@@ -2,7 +2,7 @@
 
 use repro_oci::{Blob, Digest};
 
-use repro_rebuilderd::quorum::{Said, Verdict};
+use repro_rebuilderd::quorum::{PackageStatus, Verdict};
 
 use crate::blob::LayerRead;
 use crate::{FileDifference, Level, LevelReport, Status};
@@ -55,55 +55,58 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
-/// One pinned package and what each rebuilder said about its exact name, version and
-/// architecture.
-#[derive(Debug, Clone)]
-pub struct EvidencePkg {
-    pub name: String,
-    pub version: String,
-    /// (rebuilder URL, what it said), in the order the rebuilders were given.
-    pub said: Vec<(String, Said)>,
-}
-
-/// The evidence level: every package reproduced by at least `quorum` of the rebuilders
-/// (exact matching, a GOOD against a BAD is disputed: repro_rebuilderd::quorum). Signed
-/// attestations are not checked here (`status --require-attestation` does).
-pub fn evidence(pkgs: &[EvidencePkg], quorum: usize) -> LevelReport {
-    let n = pkgs.first().map_or(0, |p| p.said.len());
+/// The evidence level: every package reproduced by at least `quorum` of the `n` rebuilders,
+/// as `repro_rebuilderd::assess` decided it (exact matching; a GOOD against a BAD is
+/// disputed; a GOOD counts only with an attestation signed by the rebuilder's key for the
+/// pinned file's sha256 when `attested` says attestations were required).
+pub fn evidence(
+    statuses: &[PackageStatus],
+    quorum: usize,
+    n: usize,
+    attested: bool,
+) -> LevelReport {
     let mut shown = Vec::new();
-    let mut failing = 0;
-    for p in pkgs {
-        let said: Vec<Said> = p.said.iter().map(|(_, s)| s.clone()).collect();
-        let v = repro_rebuilderd::quorum::verdict(&said, quorum);
-        if v != Verdict::Reproduced {
-            failing += 1;
-            let who: Vec<String> = p
-                .said
-                .iter()
-                .map(|(r, s)| format!("{r} {}", s.describe()))
-                .collect();
-            shown.push(format!(
-                "{} {} {} ({})",
-                p.name,
-                p.version,
-                v.as_str(),
-                who.join(", ")
-            ));
-        }
+    for p in statuses.iter().filter(|p| p.verdict != Verdict::Reproduced) {
+        let who: Vec<String> = p
+            .rebuilders
+            .iter()
+            .map(|r| {
+                let a = match &r.attestation {
+                    Some(a) if r.said.is_good() && !a.fully_verified() => {
+                        format!(" ({})", a.describe())
+                    }
+                    _ => String::new(),
+                };
+                format!("{} {}{a}", r.rebuilder, r.said.describe())
+            })
+            .collect();
+        shown.push(format!(
+            "{} {} {} ({})",
+            p.name,
+            p.version,
+            p.verdict.as_str(),
+            who.join(", ")
+        ));
     }
-    let total = pkgs.len();
-    let (status, why) = if failing == 0 {
+    let total = statuses.len();
+    let how = if attested {
+        "exact name, version, architecture; attestation verified for the pinned sha256"
+    } else {
+        "exact name, version, architecture"
+    };
+    let (status, why) = if shown.is_empty() {
         (
             Status::Match,
             format!(
-                "all {total} packages reproduced by at least {quorum} of {n} rebuilders (exact name, version, architecture)"
+                "all {total} packages reproduced by at least {quorum} of {n} rebuilders ({how})"
             ),
         )
     } else {
         (
             Status::Differs,
             format!(
-                "{failing} of {total} packages not reproduced by at least {quorum} of {n} rebuilders, first {}",
+                "{} of {total} packages not reproduced by at least {quorum} of {n} rebuilders ({how}), first {}",
+                shown.len(),
                 shown[0]
             ),
         )
@@ -658,34 +661,58 @@ mod tests {
 
     #[test]
     fn evidence_needs_a_quorum_for_every_package() {
+        use repro_rebuilderd::Record;
         use repro_rebuilderd::Status as S;
-        let st = |s| Said::Status {
-            status: s,
-            build_id: None,
-            attestation_log_id: None,
-        };
-        let pkg = |name: &str, said: Vec<Said>| EvidencePkg {
+        use repro_rebuilderd::quorum::{Index, Pkg, evaluate};
+        let rec = |name: &str, status| Record {
+            id: Some(1),
             name: name.into(),
             version: "1-1".into(),
-            said: said
-                .into_iter()
-                .enumerate()
-                .map(|(i, s)| (format!("rb{}", i + 1), s))
-                .collect(),
+            architecture: "x86_64".into(),
+            status,
+            distribution: None,
+            component: None,
+            url: None,
+            build_id: Some(1),
+            artifact_id: Some(1),
+            attestation_log_id: None,
+            has_attestation: false,
+            has_diffoscope: false,
         };
-        let all_good = vec![
-            pkg("bash", vec![st(S::Good), st(S::Good)]),
-            pkg("glibc", vec![st(S::Good), Said::NotListed]),
+        let rbs = vec![
+            (
+                "rb1".to_string(),
+                Ok(Index::new(vec![
+                    rec("bash", S::Good),
+                    rec("glibc", S::Good),
+                    rec("sed", S::Good),
+                ])),
+            ),
+            (
+                "rb2".to_string(),
+                Ok(Index::new(vec![rec("bash", S::Good), rec("sed", S::Bad)])),
+            ),
         ];
-        assert_eq!(evidence(&all_good, 1).status, Status::Match);
-        let r = evidence(&all_good, 2);
+        let pkgs = [
+            Pkg::new("bash", "1-1", "x86_64"),
+            Pkg::new("glibc", "1-1", "x86_64"),
+        ];
+        assert_eq!(
+            evidence(&evaluate(&pkgs, &rbs, 1), 1, 2, false).status,
+            Status::Match
+        );
+        let r = evidence(&evaluate(&pkgs, &rbs, 2), 2, 2, false);
         assert_eq!(r.status, Status::Differs);
         assert_eq!(
             r.why,
-            "1 of 2 packages not reproduced by at least 2 of 2 rebuilders, first glibc 1-1 NOT_REPRODUCED (rb1 GOOD, rb2 not listed)"
+            "1 of 2 packages not reproduced by at least 2 of 2 rebuilders (exact name, version, architecture), first glibc 1-1 NOT_REPRODUCED (rb1 GOOD, rb2 not listed)"
         );
-        let disputed = vec![pkg("sed", vec![st(S::Good), st(S::Bad)])];
-        let r = evidence(&disputed, 1);
+        let r = evidence(
+            &evaluate(&[Pkg::new("sed", "1-1", "x86_64")], &rbs, 1),
+            1,
+            2,
+            true,
+        );
         assert_eq!(r.status, Status::Differs);
         assert_eq!(r.shown, ["sed 1-1 DISPUTED (rb1 GOOD, rb2 BAD)"]);
         assert!(r.promised);
