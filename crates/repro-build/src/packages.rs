@@ -11,7 +11,6 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use repro_lock::{Lock, PackagePin};
-use repro_oci::Compression;
 use repro_store::Store;
 use sha2::Digest as _;
 
@@ -146,21 +145,8 @@ pub fn scan(p: &PackagePin, path: &Path, into: &mut Scanned) -> Result<(), Build
         version: p.version.clone(),
         message,
     };
-    let mut file = File::open(path).map_err(io_at(path))?;
-    let mut magic = [0u8; 6];
-    let n = file.read(&mut magic).map_err(io_at(path))?;
-    let stream = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
-    let stream: Box<dyn Read> = match Compression::detect(&magic[..n]) {
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(stream).map_err(|e| err(format!("zstd: {e}")))?,
-        ),
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new(stream)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
-        Compression::None => Box::new(stream),
-        Compression::Bzip2 => {
-            return Err(err("bzip2-compressed packages are not supported".into()));
-        }
-    };
+    let file = File::open(path).map_err(io_at(path))?;
+    let (_, stream) = repro_compress::decoder(file).map_err(|e| err(e.to_string()))?;
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries().map_err(|e| err(format!("tar: {e}")))? {
         let mut entry = entry.map_err(|e| err(format!("tar: {e}")))?;

@@ -85,24 +85,21 @@ pub fn parse_sync_db(file: &str, repo: &str, bytes: &[u8]) -> (Option<SyncDb>, V
         package: None,
         message,
     };
+    // A plain stream must at least look like a tar; anything else by magic bytes.
     let compression = Compression::detect(bytes);
-    let stream: Box<dyn Read + '_> = match compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
-        Compression::Zstd => match zstd::stream::read::Decoder::new(bytes) {
-            Ok(d) => Box::new(d),
-            Err(e) => return (None, vec![err(file.into(), format!("zstd: {e}"))]),
-        },
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new(bytes)),
-        Compression::None if bytes.len() > 262 && &bytes[257..262] == b"ustar" => Box::new(bytes),
-        other => {
-            return (
-                None,
-                vec![err(
-                    file.into(),
-                    format!("not a gzip, zstd or xz compressed tar ({other:?})"),
-                )],
-            );
-        }
+    let plain_tar = bytes.len() > 262 && &bytes[257..262] == b"ustar";
+    if compression == Compression::None && !plain_tar {
+        return (
+            None,
+            vec![err(
+                file.into(),
+                "not a gzip, zstd or xz compressed tar (None)".into(),
+            )],
+        );
+    }
+    let stream = match repro_compress::decoder(bytes) {
+        Ok((_, d)) => d,
+        Err(e) => return (None, vec![err(file.into(), e.to_string())]),
     };
     let mut packages = Vec::new();
     let mut based = 0;

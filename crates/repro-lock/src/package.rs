@@ -6,7 +6,6 @@ use std::io::Read;
 use std::str::FromStr;
 
 use alpm_pkginfo::PackageInfo;
-use repro_oci::Compression;
 
 use crate::types::Sha256Hex;
 
@@ -31,33 +30,12 @@ pub struct PackageFacts {
 }
 
 /// Read a package file (`.pkg.tar.zst`, `.xz`, `.gz` or plain; told apart by magic bytes).
-pub fn read(file: &str, mut r: impl Read) -> Result<PackageFacts, PackageError> {
+pub fn read(file: &str, r: impl Read) -> Result<PackageFacts, PackageError> {
     let err = |message: String| PackageError {
         file: file.to_string(),
         message,
     };
-    let mut magic = [0u8; 6];
-    let mut n = 0;
-    while n < magic.len() {
-        match r.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(err(e.to_string())),
-        }
-    }
-    let stream = std::io::Cursor::new(magic[..n].to_vec()).chain(r);
-    let stream: Box<dyn Read> = match Compression::detect(&magic[..n]) {
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(stream).map_err(|e| err(format!("zstd: {e}")))?,
-        ),
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new(stream)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
-        Compression::None => Box::new(stream),
-        Compression::Bzip2 => {
-            return Err(err("bzip2-compressed packages are not supported".into()));
-        }
-    };
+    let (_, stream) = repro_compress::decoder(r).map_err(|e| err(e.to_string()))?;
     let mut pkginfo: Option<String> = None;
     let mut mtree: Option<Vec<u8>> = None;
     let mut archive = tar::Archive::new(stream);

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use repro_inventory::{SyncDb, parse_sync_db};
-use repro_oci::Compression;
 
 use crate::types::Signature;
 
@@ -38,14 +37,7 @@ pub fn read(file: &str, repo: &str, bytes: &[u8]) -> Result<RepoDb, SyncDbError>
         return Err(err(format!("{} ({} unreadable entries)", e, errors.len())));
     }
     let db = db.ok_or_else(|| err("not a sync database".into()))?;
-    let stream: Box<dyn Read + '_> = match Compression::detect(bytes) {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(bytes).map_err(|e| err(format!("zstd: {e}")))?,
-        ),
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new(bytes)),
-        _ => Box::new(bytes),
-    };
+    let (_, stream) = repro_compress::decoder(bytes).map_err(|e| err(e.to_string()))?;
     let mut signatures = BTreeMap::new();
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries().map_err(|e| err(format!("tar: {e}")))? {

@@ -71,45 +71,15 @@ pub trait ImageSource {
 /// Decompress a layer stream, choosing the decoder by magic bytes (never by name or media
 /// type): gzip, zstd, xz, or plain tar passed through.
 pub fn decompress<'a, R: Read + 'a>(
-    mut r: R,
+    r: R,
     what: &str,
 ) -> Result<Box<dyn Read + 'a>, TransportError> {
-    let mut magic = [0u8; 6];
-    let mut n = 0;
-    while n < magic.len() {
-        match r.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(TransportError::Invalid {
-                    input: what.to_string(),
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-    let head = io::Cursor::new(magic[..n].to_vec());
-    let stream = head.chain(r);
-    Ok(match repro_oci::Compression::detect(&magic[..n]) {
-        repro_oci::Compression::None => Box::new(stream),
-        repro_oci::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
-        repro_oci::Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(stream).map_err(|e| {
-                TransportError::Invalid {
-                    input: what.to_string(),
-                    reason: format!("zstd: {e}"),
-                }
-            })?)
-        }
-        repro_oci::Compression::Xz => Box::new(xz2::read::XzDecoder::new(stream)),
-        repro_oci::Compression::Bzip2 => {
-            return Err(TransportError::Invalid {
-                input: what.to_string(),
-                reason: "bzip2-compressed layers are not supported".into(),
-            });
-        }
-    })
+    repro_compress::decoder(r)
+        .map(|(_, d)| d)
+        .map_err(|e| TransportError::Invalid {
+            input: what.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// The exact bytes of a manifest's config, verified against its descriptor and refused
