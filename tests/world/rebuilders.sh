@@ -178,7 +178,9 @@ start_instance() {  # $1 name
     local url=http://127.0.0.1:$port i
     for i in $(seq 100); do
         curl -fsS -o "$d/public-keys.json" "$url/api/v1/meta/public-keys" 2>/dev/null && break
-        alive "$n" "bin/rebuilderd " || { tail -20 "$d/rebuilderd.log" >&2; die "$n: rebuilderd exited"; }
+        # kill -0, not the cmdline: right after the fork the child may not have exec'd yet.
+        kill -0 "$(cat "$(pidfile "$n")")" 2>/dev/null ||
+            { tail -20 "$d/rebuilderd.log" >&2; die "$n: rebuilderd exited"; }
         sleep 0.2
     done
     [[ -s $d/public-keys.json ]] || die "$n: no answer on $url"
