@@ -181,6 +181,30 @@ fn rebuilder_urls(a: &StatusArgs, config: &Config) -> (Vec<String>, &'static str
     )
 }
 
+/// One client per rebuilder, with the global timeouts and retries, caching under the
+/// content store's `rebuilderd/` (unless `--no-cache`).
+pub(crate) fn rebuilder_clients(g: &Global, urls: &[String]) -> Result<Vec<Client>> {
+    let timeout = Duration::from_secs(g.timeout.max(1));
+    let opts = Options {
+        timeout,
+        connect_timeout: timeout,
+        request_timeout: timeout * 5,
+        attempts: g.retries.max(1),
+        ..Options::default()
+    };
+    let cache_root = g.store()?.map(|s| s.root().join("rebuilderd"));
+    Ok(urls
+        .iter()
+        .map(|u| {
+            let c = Client::new(u, opts.clone())?;
+            Ok(match &cache_root {
+                Some(root) => c.with_cache(root),
+                None => c,
+            })
+        })
+        .collect::<Result<_, repro_rebuilderd::Error>>()?)
+}
+
 /// The image's inventory, its source and warnings.
 fn read_inventory(
     g: &Global,
@@ -323,25 +347,7 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
     }
     let (inv, source, mut warnings) = read_inventory(g, a)?;
 
-    let timeout = Duration::from_secs(g.timeout.max(1));
-    let opts = Options {
-        timeout,
-        connect_timeout: timeout,
-        request_timeout: timeout * 5,
-        attempts: g.retries.max(1),
-        ..Options::default()
-    };
-    let cache_root = g.store()?.map(|s| s.root().join("rebuilderd"));
-    let clients: Vec<Client> = urls
-        .iter()
-        .map(|u| {
-            let c = Client::new(u, opts.clone())?;
-            Ok(match &cache_root {
-                Some(root) => c.with_cache(root),
-                None => c,
-            })
-        })
-        .collect::<Result<_, repro_rebuilderd::Error>>()?;
+    let clients = rebuilder_clients(g, &urls)?;
     let filter = Filter {
         distribution: Some(a.distribution.clone()),
         ..Filter::default()

@@ -582,25 +582,7 @@ fn evidence(
     use repro_rebuilderd::assess::{self, AssessOptions, FileFacts};
     use repro_rebuilderd::quorum::Pkg;
     let urls = rebuilder_urls(a);
-    let timeout = std::time::Duration::from_secs(g.timeout.max(1));
-    let opts = repro_rebuilderd::Options {
-        timeout,
-        connect_timeout: timeout,
-        request_timeout: timeout * 5,
-        attempts: g.retries.max(1),
-        ..repro_rebuilderd::Options::default()
-    };
-    let cache_root = g.store()?.map(|s| s.root().join("rebuilderd"));
-    let clients = urls
-        .iter()
-        .map(|u| {
-            let c = repro_rebuilderd::Client::new(u, opts.clone())?;
-            Ok(match &cache_root {
-                Some(root) => c.with_cache(root),
-                None => c,
-            })
-        })
-        .collect::<Result<Vec<_>, repro_rebuilderd::Error>>()?;
+    let clients = crate::status::rebuilder_clients(g, &urls)?;
     let filter = repro_rebuilderd::Filter {
         distribution: Some("archlinux".into()),
         ..Default::default()
