@@ -143,6 +143,51 @@ fn identical_images_in_two_transports_are_equal() {
 }
 
 #[test]
+fn docker_archive_vs_oci_layout_differs_only_in_the_manifest_format() {
+    // The same uncompressed image written as a docker-archive (Docker v2 manifest and config
+    // media types, no annotations) and as the world's oci: layout: the config and every
+    // layer entry are equal; only the manifest's format fields differ.
+    let w = World::up();
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("image.tar");
+    let da = format!("docker-archive:{}:archlinux:repro", archive.display());
+    ok(tmp.path(), &["copy", w.get("WORLD_OCI_REPRO_NONE"), &da]);
+    let da = format!("docker-archive:{}", archive.display());
+    let (code, j) = diff_json(tmp.path(), &[&da, w.get("WORLD_OCI_REPRO_NONE")]);
+    assert_eq!(code, 1, "{j:#}");
+    for d in differences(&j) {
+        assert_eq!(d["level"], "manifest", "only the manifest differs: {d}");
+    }
+    let mut fields: Vec<&str> = differences(&j)
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "annotations[\"org.opencontainers.image.base.digest\"]",
+            "annotations[\"org.opencontainers.image.base.name\"]",
+            "config.mediaType",
+            "digest",
+            "layers[0].mediaType",
+            "layers[1].mediaType",
+            "mediaType",
+        ],
+        "{j:#}"
+    );
+    let mt = differences(&j)
+        .iter()
+        .find(|d| d["field"] == "mediaType")
+        .unwrap();
+    assert_eq!(
+        mt["a"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(mt["b"], "application/vnd.oci.image.manifest.v1+json");
+}
+
+#[test]
 fn other_compression_differs_only_in_blobs_and_ignore_tar_format_makes_it_equal() {
     let w = World::up();
     let tmp = tempfile::tempdir().unwrap();
