@@ -74,7 +74,7 @@ pub struct BuildOptions<'a> {
     /// `out/oci`) when the lock pins an image version.
     pub image: bool,
     /// The word of the title label `Arch Linux <word> Image` (the Dockerfile template's
-    /// TEMPLATE_TITLE); `None`: the recipe's (`Repro`). Not in the lock (yet).
+    /// TEMPLATE_TITLE); `None`: the lock's `image_title`, else the recipe's (`Repro`).
     pub image_title: Option<String>,
     /// Progress lines (`None`: silent).
     pub progress: Option<&'a dyn Fn(&str)>,
@@ -442,9 +442,9 @@ fn run_build(
             let input = image::ImageInput {
                 version,
                 revision: &revision,
-                title: match &opts.image_title {
-                    Some(t) => t,
-                    None => recipe_title(&lock.recipe.name)?,
+                title: match (&opts.image_title, &lock.recipe.image_title) {
+                    (Some(t), _) | (None, Some(t)) => t,
+                    (None, None) => recipe_title(&lock.recipe.name)?,
                 },
                 source_date_epoch: plan.source_date_epoch,
                 platform: &lock.image.platform,

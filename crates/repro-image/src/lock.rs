@@ -39,6 +39,7 @@ const MAX_SIG: u64 = 16 * 1024;
 const LABEL_CREATED: &str = "org.opencontainers.image.created";
 const LABEL_REVISION: &str = "org.opencontainers.image.revision";
 const LABEL_VERSION: &str = "org.opencontainers.image.version";
+const LABEL_TITLE: &str = "org.opencontainers.image.title";
 const LABEL_BUILDAH: &str = "io.buildah.version";
 
 #[derive(Args)]
@@ -66,6 +67,10 @@ pub struct LockArgs {
     /// The image version [default: label org.opencontainers.image.version].
     #[arg(long, value_name = "V")]
     pub(crate) image_version: Option<String>,
+    /// The image title word ("Arch Linux WORD Image") [default: from label
+    /// org.opencontainers.image.title].
+    #[arg(long, value_name = "WORD")]
+    pub(crate) image_title: Option<String>,
     /// Snapshot repositories to search, in order.
     #[arg(long = "repo", value_name = "NAME", default_values_t = ["core".to_string(), "extra".to_string()])]
     pub(crate) repos: Vec<String>,
@@ -580,6 +585,18 @@ pub(crate) fn make(g: &Global, a: &LockArgs) -> Result<Made> {
     );
     let image_builder =
         from_label(&None, Param::ImageBuilder, "", LABEL_BUILDAH).map(|v| format!("buildah {v}"));
+    // The recipe's title label is "Arch Linux <word> Image"; the word is what varies.
+    let image_title = match &a.image_title {
+        Some(t) => {
+            given.push((Param::ImageTitle, "--image-title".to_string()));
+            Some(t.clone())
+        }
+        None => img.labels.get(LABEL_TITLE).and_then(|v| {
+            let word = v.strip_prefix("Arch Linux ")?.strip_suffix(" Image")?;
+            derived.push((Param::ImageTitle, format!("label {LABEL_TITLE} {v:?}")));
+            Some(word.to_string())
+        }),
+    };
     derived.sort_by_key(|(p, _)| *p);
     given.sort_by_key(|(p, _)| *p);
 
@@ -632,6 +649,7 @@ pub(crate) fn make(g: &Global, a: &LockArgs) -> Result<Made> {
             group,
             revision,
             image_version,
+            image_title,
             image_builder,
             tar: "gnu-pax".into(),
             zstd_level: 8,

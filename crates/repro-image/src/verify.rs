@@ -203,6 +203,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
                     revision: None,
                     group: Vec::new(),
                     image_version: None,
+                    image_title: None,
                     repos: vec!["core".into(), "extra".into()],
                     jobs: a.jobs,
                 },

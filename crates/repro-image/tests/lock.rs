@@ -176,7 +176,16 @@ fn lock_pins_every_package_of_the_repro_image() {
         r.image_version.as_deref(),
         Some(w.get("WORLD_IMAGE_VERSION"))
     );
-    assert_eq!(r.derived.len(), 6, "{:?}", r.derived);
+    // The title word, from the title label "Arch Linux <word> Image".
+    let title = label("org.opencontainers.image.title");
+    assert_eq!(
+        Some(format!(
+            "Arch Linux {} Image",
+            r.image_title.as_deref().unwrap()
+        )),
+        Some(title)
+    );
+    assert_eq!(r.derived.len(), 7, "{:?}", r.derived);
     assert!(r.given.is_empty());
     assert!(
         r.derived[0].1.contains("org.opencontainers.image.created"),

@@ -80,6 +80,9 @@ pub struct Recipe {
     pub revision: Option<String>,
     /// The image version (`org.opencontainers.image.version`, `VERSION_ID` in os-release).
     pub image_version: Option<String>,
+    /// The image title word of the recipe's `org.opencontainers.image.title`
+    /// ("Arch Linux <word> Image"), e.g. `Repro`.
+    pub image_title: Option<String>,
     /// The tool that wrote the image's layers (e.g. `buildah 1.28.2`): its tar dialect.
     pub image_builder: Option<String>,
     /// The rootfs tarball's tar dialect (`gnu-pax`: GNU tar with the recipe's flags).
@@ -101,16 +104,18 @@ pub enum Param {
     Group,
     Revision,
     ImageVersion,
+    ImageTitle,
     ImageBuilder,
 }
 
 impl Param {
-    pub const ALL: [Param; 6] = [
+    pub const ALL: [Param; 7] = [
         Param::SourceDateEpoch,
         Param::ArchiveSnapshot,
         Param::Group,
         Param::Revision,
         Param::ImageVersion,
+        Param::ImageTitle,
         Param::ImageBuilder,
     ];
     pub fn key(self) -> &'static str {
@@ -120,6 +125,7 @@ impl Param {
             Param::Group => "group",
             Param::Revision => "revision",
             Param::ImageVersion => "image_version",
+            Param::ImageTitle => "image_title",
             Param::ImageBuilder => "image_builder",
         }
     }

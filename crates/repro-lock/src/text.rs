@@ -88,6 +88,9 @@ pub(crate) fn print(l: &Lock) -> String {
     if let Some(v) = &r.image_version {
         kv(&mut o, "image_version", v);
     }
+    if let Some(v) = &r.image_title {
+        kv(&mut o, "image_title", v);
+    }
     if let Some(v) = &r.image_builder {
         kv(&mut o, "image_builder", v);
     }
@@ -185,6 +188,7 @@ struct RawRecipe {
     group: Vec<String>,
     revision: Option<String>,
     image_version: Option<String>,
+    image_title: Option<String>,
     image_builder: Option<String>,
     tar: String,
     zstd_level: i32,
@@ -340,6 +344,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Lock, LockError> {
         group: rr.group,
         revision: rr.revision,
         image_version: rr.image_version,
+        image_title: rr.image_title,
         image_builder: rr.image_builder,
         tar: rr.tar,
         zstd_level: rr.zstd_level,
@@ -419,6 +424,7 @@ pub(crate) fn validate(l: &Lock) -> Result<(), String> {
         let present = match p {
             Param::Revision => r.revision.is_some(),
             Param::ImageVersion => r.image_version.is_some(),
+            Param::ImageTitle => r.image_title.is_some(),
             Param::ImageBuilder => r.image_builder.is_some(),
             Param::SourceDateEpoch | Param::ArchiveSnapshot | Param::Group => true,
         };

@@ -14,7 +14,8 @@ fn sample_round_trips_byte_for_byte() {
     assert_eq!(lock.to_text(), SAMPLE);
     assert_eq!(lock.packages.len(), 2);
     assert_eq!(lock.recipe.archive_snapshot.to_string(), "2026/11/02");
-    assert_eq!(lock.recipe.derived.len(), 6);
+    assert_eq!(lock.recipe.derived.len(), 7);
+    assert_eq!(lock.recipe.image_title.as_deref(), Some("Repro"));
     assert_eq!(lock.recipe.derived[0].0, Param::SourceDateEpoch);
     assert!(
         lock.recipe.derived[0]
@@ -195,6 +196,7 @@ fn random_lock(g: &mut Gen) -> Lock {
     let needs = |p: Param| derived.iter().chain(&given).any(|(q, _)| *q == p);
     let revision = needs(Param::Revision).then(|| g.text());
     let image_version = needs(Param::ImageVersion).then(|| g.text());
+    let image_title = needs(Param::ImageTitle).then(|| g.text());
     let image_builder = needs(Param::ImageBuilder).then(|| g.text());
     let mut names: Vec<String> = (0..g.below(6))
         .map(|i| format!("pkg{i}-{}", g.below(1000)))
@@ -248,6 +250,7 @@ fn random_lock(g: &mut Gen) -> Lock {
             group: (0..g.below(3)).map(|_| g.text()).collect(),
             revision,
             image_version,
+            image_title,
             image_builder,
             tar: g.text(),
             zstd_level: g.next() as i32,
