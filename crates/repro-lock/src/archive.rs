@@ -143,6 +143,32 @@ impl Client {
     /// GET a small file whole (a sync db, a `.sig`); `None` on 404/410. Retries like
     /// downloads do.
     pub fn get_small(&self, url: &str, max: u64) -> Result<Option<Vec<u8>>, ArchiveError> {
+        self.with_retries(url, |resp| {
+            let mut body = Vec::new();
+            match resp
+                .into_body()
+                .into_reader()
+                .take(max + 1)
+                .read_to_end(&mut body)
+            {
+                Ok(_) if body.len() as u64 > max => Err(ArchiveError::TooLarge {
+                    url: url.to_string(),
+                    max,
+                }),
+                Ok(_) => Ok(Attempt::Done(body)),
+                Err(e) => Ok(Attempt::Retry(e.to_string())),
+            }
+        })
+    }
+
+    /// GET `url` up to `attempts` times: connection failures, 429 and 5xx (and a body that
+    /// `read` reports cut) are retried after a pause; 404/410 is `None`; any other status an
+    /// error. `read` consumes a 200 answer.
+    fn with_retries<T>(
+        &self,
+        url: &str,
+        mut read: impl FnMut(ureq::http::Response<ureq::Body>) -> Result<Attempt<T>, ArchiveError>,
+    ) -> Result<Option<T>, ArchiveError> {
         let mut last = String::new();
         for attempt in 0..self.opts.attempts.max(1) {
             if attempt > 0 {
@@ -170,21 +196,9 @@ impl Client {
                     });
                 }
             }
-            let mut body = Vec::new();
-            match resp
-                .into_body()
-                .into_reader()
-                .take(max + 1)
-                .read_to_end(&mut body)
-            {
-                Ok(_) if body.len() as u64 > max => {
-                    return Err(ArchiveError::TooLarge {
-                        url: url.to_string(),
-                        max,
-                    });
-                }
-                Ok(_) => return Ok(Some(body)),
-                Err(e) => last = e.to_string(),
+            match read(resp)? {
+                Attempt::Done(v) => return Ok(Some(v)),
+                Attempt::Retry(why) => last = why,
             }
         }
         Err(ArchiveError::Transport {
@@ -433,33 +447,7 @@ impl Client {
     ) -> Result<Option<(Sha256Hex, u64)>, ArchiveError> {
         let dir = store.root().join(PARTIAL_DIR);
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-        let mut last = String::new();
-        for attempt in 0..self.opts.attempts.max(1) {
-            if attempt > 0 {
-                self.pause(attempt);
-            }
-            let resp = match self.agent.get(url).call() {
-                Ok(r) => r,
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            };
-            let status = resp.status().as_u16();
-            match status {
-                200 => {}
-                404 | 410 => return Ok(None),
-                429 | 500..=599 => {
-                    last = format!("HTTP {status}");
-                    continue;
-                }
-                _ => {
-                    return Err(ArchiveError::Status {
-                        url: url.to_string(),
-                        status,
-                    });
-                }
-            }
+        self.with_retries(url, |resp| {
             let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_at(&dir))?;
             let mut hasher = sha2::Sha256::new();
             let mut total = 0u64;
@@ -483,8 +471,7 @@ impl Client {
                 tmp.write_all(&buf[..n]).map_err(io_at(tmp.path()))?;
             };
             if let Some(e) = cut {
-                last = e;
-                continue;
+                return Ok(Attempt::Retry(e));
             }
             let hex = hex::encode(hasher.finalize());
             let sha: Sha256Hex = hex.parse().map_err(|m: String| ArchiveError::Transport {
@@ -498,13 +485,15 @@ impl Client {
                 source: e.error,
             })?;
             commit(&path, &dest)?;
-            return Ok(Some((sha, total)));
-        }
-        Err(ArchiveError::Transport {
-            url: url.to_string(),
-            message: last,
+            Ok(Attempt::Done((sha, total)))
         })
     }
+}
+
+/// One answered attempt: the result, or why to try again.
+enum Attempt<T> {
+    Done(T),
+    Retry(String),
 }
 
 /// Rename a verified file into its blob path and make the rename durable.
