@@ -63,20 +63,7 @@ pub struct GnuOptions {
     pub owners: Owners,
 }
 
-/// Where member owners come from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Owners {
-    /// `st_uid`/`st_gid` as the disk has them (tar run as the tree's real owner or root).
-    #[default]
-    Disk,
-    /// As tar sees the tree from inside a *fresh* `fakeroot` session (the recipe's
-    /// `fakeroot -- tar …`, a session other than the one pacman ran in): faked knows
-    /// none of the files, and fakeroot reports an unknown file as owned by 0:0 (its
-    /// default without `--unknown-is-real`). Modes, xattrs and times are the disk's: the
-    /// widening fakeroot does (a 0555 directory made 0755 so that its real owner can still
-    /// write into it) already happened on disk when pacman's session chmod'ed it.
-    FreshFakeroot,
-}
+pub use crate::walk::Owners;
 
 impl GnuOptions {
     /// The recipe's command: `--numeric-owner --xattrs --acls --mtime=@SDE --clamp-mtime
@@ -153,11 +140,8 @@ pub fn plan(root: &Path, options: &GnuOptions) -> Result<GnuArchive, Error> {
         exclude.is_excluded(&name)
     };
     let mut nodes = walk::walk(root, &skip)?;
-    if options.owners == Owners::FreshFakeroot {
-        for n in &mut nodes {
-            n.uid = 0;
-            n.gid = 0;
-        }
+    for n in &mut nodes {
+        options.owners.apply(n);
     }
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut members = Vec::with_capacity(nodes.len());

@@ -27,13 +27,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::header::{self, max_octal, pax_record, put_octal, put_str};
-use crate::walk::{self, Kind, Node};
+use crate::walk::{self, Kind, Node, Owners};
 use crate::{Error, gnu};
 
 /// `podman build --timestamp T` (`None`: the files' own mtimes, whole seconds).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GoOptions {
     pub timestamp: Option<i64>,
+    /// Whose view of the owners the layer records: the disk's for a build run as root,
+    /// [`Owners::UserNamespace`] for a rootless one (podman's user namespace).
+    pub owners: Owners,
 }
 
 #[derive(Clone, Debug)]
@@ -268,7 +271,10 @@ fn plan_items(items: Vec<Item>, options: &GoOptions) -> Result<GoLayer, Error> {
     let mut members = Vec::with_capacity(items.len());
     for item in items {
         let node = match item {
-            Item::Node(node) => node,
+            Item::Node(mut node) => {
+                options.owners.apply(&mut node);
+                node
+            }
             Item::Whiteout { deleted, path } => {
                 members.push(whiteout(deleted, path, options)?);
                 continue;
@@ -365,14 +371,17 @@ fn whiteout(
 /// - `filepath.Walk` of the directory, the directory itself left out, names relative to
 ///   it and *without* a trailing `/` for directories;
 /// - headers from `tar.FileInfoHeader`: the mode without file type bits; owners from the
-///   disk; user and group names from the host's databases (`root`); mtime 0, no
+///   disk, in the `owners` view; user and group names from the host's databases (`root`); mtime 0, no
 ///   atime/ctime;
 /// - hard links only between regular files (buildah's `hardlinkChecker`);
 /// - xattrs `security.capability`, `security.ima` and `user.*` (`copier.Lgetxattrs`);
 /// - sockets skipped; the end: two zero blocks.
-pub fn plan_copier_get(dir: &Path) -> Result<GoLayer, Error> {
+pub fn plan_copier_get(dir: &Path, owners: Owners) -> Result<GoLayer, Error> {
     let mut nodes = walk::walk(dir, &|_| false)?;
     nodes.remove(0);
+    for n in &mut nodes {
+        owners.apply(n);
+    }
     let mut users = HashMap::new();
     let mut groups = HashMap::new();
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
@@ -753,6 +762,45 @@ fn member_header(m: &Member) -> [u8; 512] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tree of this process's files, seen from a user namespace that maps root to this
+    /// process, is root's: the same layer (and copier stream) as with every owner 0, and
+    /// another user's view makes them the overflow id.
+    #[test]
+    fn a_user_namespace_view_records_the_mapped_owner_as_root() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/os-release"), b"NAME=x\n").unwrap();
+        let md = std::fs::metadata(dir.path()).unwrap();
+        let (uid, gid) = (md.uid(), md.gid());
+        let bytes = |owners: Owners| {
+            let options = GoOptions {
+                timestamp: Some(1),
+                owners,
+            };
+            let mut layer = Vec::new();
+            plan_tree(dir.path(), &options)
+                .unwrap()
+                .write_to(&mut layer)
+                .unwrap();
+            let mut copier = Vec::new();
+            plan_copier_get(dir.path(), owners)
+                .unwrap()
+                .write_to(&mut copier)
+                .unwrap();
+            (layer, copier)
+        };
+        let mine = bytes(Owners::UserNamespace { uid, gid });
+        assert_eq!(mine, bytes(Owners::FreshFakeroot));
+        let (layer, _) = bytes(Owners::UserNamespace {
+            uid: uid.wrapping_add(1),
+            gid,
+        });
+        // the first header (etc/): uid field at 108..116, Go's octal
+        assert_eq!(&layer[108..116], b"0177776\0");
+        assert_eq!(&mine.0[108..116], b"0000000\0");
+    }
 
     #[test]
     fn ustar_split_as_go() {

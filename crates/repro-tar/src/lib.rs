@@ -28,7 +28,7 @@ pub mod zst;
 
 pub use error::Error;
 pub use exclude::Exclude;
-pub use walk::{Kind, Node, Timestamp};
+pub use walk::{Kind, Node, Owners, Timestamp};
 
 /// The size of a tar block.
 pub const BLOCK: u64 = 512;

@@ -99,6 +99,55 @@ impl Node {
     }
 }
 
+/// Whose view of the owners a writer records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Owners {
+    /// `st_uid`/`st_gid` as the disk has them (the writer runs as the tree's real owner or
+    /// as root).
+    #[default]
+    Disk,
+    /// As tar sees the tree from inside a *fresh* `fakeroot` session (the recipe's
+    /// `fakeroot -- tar …`, a session other than the one pacman ran in): faked knows
+    /// none of the files, and fakeroot reports an unknown file as owned by 0:0 (its
+    /// default without `--unknown-is-real`). Modes, xattrs and times are the disk's: the
+    /// widening fakeroot does (a 0555 directory made 0755 so that its real owner can still
+    /// write into it) already happened on disk when pacman's session chmod'ed it.
+    FreshFakeroot,
+    /// As a process sees the tree from inside a user namespace that maps root to this
+    /// unprivileged `uid`/`gid` and nothing else (`unshare --user --map-root-user`, what
+    /// rootless podman's chroot isolation runs in): that uid and gid show as 0, every
+    /// other id as the kernel's overflow id 65534.
+    UserNamespace { uid: u32, gid: u32 },
+}
+
+/// The kernel's `overflowuid`/`overflowgid`: how an unmapped id shows in a user namespace.
+pub const OVERFLOW_ID: u64 = 65534;
+
+impl Owners {
+    /// The owners of `node` in this view.
+    pub fn apply(&self, node: &mut Node) {
+        match *self {
+            Owners::Disk => {}
+            Owners::FreshFakeroot => {
+                node.uid = 0;
+                node.gid = 0;
+            }
+            Owners::UserNamespace { uid, gid } => {
+                node.uid = if node.uid == u64::from(uid) {
+                    0
+                } else {
+                    OVERFLOW_ID
+                };
+                node.gid = if node.gid == u64::from(gid) {
+                    0
+                } else {
+                    OVERFLOW_ID
+                };
+            }
+        }
+    }
+}
+
 /// Linux's `major()`/`minor()` of a `dev_t`.
 fn dev_numbers(rdev: u64) -> (u64, u64) {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
@@ -219,7 +268,43 @@ pub fn xattr_value(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::dev_numbers;
+    use super::*;
+
+    #[test]
+    fn owners_as_a_user_namespace_sees_them() {
+        let node = |uid, gid| Node {
+            rel: b"f".to_vec(),
+            path: PathBuf::from("/f"),
+            kind: Kind::Fifo,
+            mode: 0o644,
+            uid,
+            gid,
+            mtime: Timestamp::new(0, 0),
+            dev: 0,
+            ino: 0,
+            nlink: 1,
+        };
+        let ns = Owners::UserNamespace {
+            uid: 1000,
+            gid: 100,
+        };
+        for ((uid, gid), want) in [
+            ((1000, 100), (0, 0)),
+            ((1000, 5), (0, OVERFLOW_ID)),
+            ((0, 100), (OVERFLOW_ID, 0)),
+            ((33, 33), (OVERFLOW_ID, OVERFLOW_ID)),
+        ] {
+            let mut n = node(uid, gid);
+            ns.apply(&mut n);
+            assert_eq!((n.uid, n.gid), want, "{uid}:{gid}");
+        }
+        let mut n = node(33, 44);
+        Owners::FreshFakeroot.apply(&mut n);
+        assert_eq!((n.uid, n.gid), (0, 0));
+        let mut n = node(33, 44);
+        Owners::Disk.apply(&mut n);
+        assert_eq!((n.uid, n.gid), (33, 44));
+    }
 
     #[test]
     fn linux_dev_numbers() {

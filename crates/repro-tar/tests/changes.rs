@@ -65,6 +65,7 @@ fn deletions_become_whiteouts_only_with_a_timestamp() {
         &changes,
         &GoOptions {
             timestamp: Some(1000),
+            ..Default::default()
         },
     )
     .unwrap();

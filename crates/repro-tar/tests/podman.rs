@@ -162,6 +162,7 @@ fn copy_layer_of_an_edge_case_tree_equals_podmans() {
         &tree,
         &GoOptions {
             timestamp: Some(SDE),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -211,6 +212,7 @@ fn run_layer_with_deletions_equals_podmans() {
         .arg(&tree));
     let options = GoOptions {
         timestamp: Some(SDE),
+        ..Default::default()
     };
     let mut ours = Vec::new();
     gostorage::plan_tree(&tree, &options)

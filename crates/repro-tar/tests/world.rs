@@ -180,6 +180,7 @@ fn podman_copy_layer_is_reproduced() {
         tree.path(),
         &GoOptions {
             timestamp: Some(sde()),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -213,7 +214,10 @@ fn changed_paths(layer: &Path) -> Vec<Vec<u8>> {
 /// Re-write an image layer from its own extraction, in the containers/storage dialect.
 fn rewrite_layer(layer: &Path, diff: bool, timestamp: Option<i64>) -> Vec<u8> {
     let tree = extract(layer);
-    let options = GoOptions { timestamp };
+    let options = GoOptions {
+        timestamp,
+        ..Default::default()
+    };
     let plan = if diff {
         gostorage::plan_diff(tree.path(), &changed_paths(layer), &options).unwrap()
     } else {
@@ -236,6 +240,7 @@ fn podman_run_layer_is_reproduced() {
     let upper = extract(&layers[1]);
     let options = GoOptions {
         timestamp: Some(sde()),
+        ..Default::default()
     };
     let layer = gostorage::plan_diff(upper.path(), &changed, &options).unwrap();
     let mut ours = Vec::new();
@@ -312,6 +317,7 @@ fn podman_run_layer_is_rebuilt_from_the_step() {
     );
     let options = GoOptions {
         timestamp: Some(sde()),
+        ..Default::default()
     };
     let layer = gostorage::plan_changes(root, &changes, &options).unwrap();
     let mut ours = Vec::new();
@@ -351,7 +357,7 @@ fn buildah_copy_content_digest_is_reproduced() {
         .next()
         .unwrap();
     let root = extract(Path::new(world().get("WORLD_ROOTFS_REPRO_TAR")));
-    let plan = gostorage::plan_copier_get(root.path()).unwrap();
+    let plan = gostorage::plan_copier_get(root.path(), Default::default()).unwrap();
     let mut out = Vec::new();
     assert_eq!(plan.write_to(&mut out).unwrap(), plan.size());
     assert_eq!(sha256(&out), expected, "the copier stream's sha256");
@@ -361,6 +367,7 @@ fn buildah_copy_content_digest_is_reproduced() {
         root.path(),
         &GoOptions {
             timestamp: Some(sde()),
+            ..Default::default()
         },
     )
     .unwrap();
