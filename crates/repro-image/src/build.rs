@@ -174,6 +174,7 @@ pub fn run(g: &Global, a: &BuildArgs) -> Result<ExitCode> {
                 img.manifest.size
             )?;
             writeln!(out, "image: oci:{}:{}", img.oci.display(), img.tag)?;
+            writeln!(out, "image step: {}", img.isolation.describe())?;
         }
         if let Some(d) = &report.builddir {
             writeln!(out, "build tree kept: {}", d.display())?;

@@ -140,10 +140,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let _ = std::io::stdout().flush();
-            eprintln!("repro-image: error: {e:#}");
+            eprintln!("repro-image: error: {}", error_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, `: `-separated like anyhow's `{:#}`, leaving out
+/// a cause whose text the line already ends with (library errors that name their source in
+/// their own message, `"{path}: {source}"`, would otherwise print it twice).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 impl Global {
@@ -216,5 +233,35 @@ pub fn parse_image(s: &str) -> Result<ImageRef> {
     match ImageRef::parse(s) {
         Ok(r) => Ok(r),
         Err(e) => bail!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct PathError {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn an_error_naming_its_source_prints_it_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let text = io.to_string();
+        let e = anyhow::Error::new(PathError {
+            path: "/x/repro.lock".into(),
+            source: io,
+        })
+        .context("reading the lock");
+        assert_eq!(
+            error_line(&e),
+            format!("reading the lock: /x/repro.lock: {text}")
+        );
+        // a cause not already in the line is kept
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&e), "outer: inner");
     }
 }

@@ -239,7 +239,7 @@ impl Lock {
         Lock::parse(&text, &path.display().to_string())
     }
 
-    /// Write atomically (temp file in the same directory, fsync, rename).
+    /// Write atomically (temp file in the same directory, fsync, rename), mode 0644.
     pub fn save(&self, path: &Path) -> Result<(), LockError> {
         let io = |source| LockError::Io {
             path: path.display().to_string(),
@@ -253,7 +253,13 @@ impl Lock {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        // 0644 as any file written with the usual umask (a temp file would be 0600): the
+        // lock is meant to be shared, committed and read by whoever builds from it.
+        use std::os::unix::fs::PermissionsExt;
+        let mut tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)
+            .map_err(io)?;
         use std::io::Write;
         tmp.write_all(self.to_text().as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;

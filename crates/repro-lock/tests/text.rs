@@ -283,6 +283,12 @@ fn save_and_load() {
     let lock = Lock::parse(SAMPLE, "sample").unwrap();
     lock.save(&path).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), SAMPLE);
+    // readable by whoever builds from it, not a temp file's 0600
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
     assert_eq!(Lock::load(&path).unwrap(), lock);
     assert_eq!(
         repro_lock::archive_dir(&path),
