@@ -6,6 +6,13 @@
 //! podman's chroot isolation leaves behind (`dev/ proc/ sys/`, empty 0755 `etc/hostname`
 //! and `etc/resolv.conf`).
 //!
+//! As root the extraction and the `RUN` step run as they are; otherwise both run in a user
+//! namespace that maps root to the caller (`unshare --user --map-root-user`, as rootless
+//! podman does), where `tar --same-owner` may give files to 0:0 and `chroot(2)` is
+//! allowed, and the layers record the owners as that namespace sees them. The rootfs
+//! tarball's entries are all 0:0 (the recipe's tar runs in a fresh fakeroot session), so
+//! both ways give the same layers.
+//!
 //! Then the config and manifest as podman writes them ([`crate::podman`]; the `COPY`
 //! step's content digest from repro-tar's `plan_copier_get` over the extracted tree), and
 //! an `oci:` layout with the uncompressed layers (`out/oci`, as `skopeo copy
@@ -19,6 +26,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use repro_tar::Owners;
 use repro_tar::gostorage::{self, GoOptions};
 use repro_tar::pipeline::{self, Outputs};
 
@@ -55,6 +63,93 @@ pub struct ImageLayers {
     /// The `oci:` layout directory and the tag of the image in it.
     pub oci: PathBuf,
     pub tag: String,
+    /// How the extraction and the `RUN` step got root's powers.
+    pub isolation: Isolation,
+}
+
+/// How the image step gets root's powers over the extracted tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// This process is root: `tar --same-owner` and `chroot` as they are.
+    Root,
+    /// An unprivileged `uid`/`gid`: both commands in a user namespace mapping root to it.
+    UserNamespace { uid: u32, gid: u32 },
+}
+
+impl Isolation {
+    /// Root when this process is, a user namespace otherwise.
+    pub fn of_this_process() -> Isolation {
+        // SAFETY: geteuid and getegid have no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        if uid == 0 {
+            Isolation::Root
+        } else {
+            Isolation::UserNamespace { uid, gid }
+        }
+    }
+
+    /// The layers' view of the owners on disk.
+    pub fn owners(self) -> Owners {
+        match self {
+            Isolation::Root => Owners::Disk,
+            Isolation::UserNamespace { uid, gid } => Owners::UserNamespace { uid, gid },
+        }
+    }
+
+    /// `program args…`, run as root in this isolation.
+    fn command(self, program: &str) -> Command {
+        match self {
+            Isolation::Root => Command::new(program),
+            Isolation::UserNamespace { .. } => {
+                let mut c = Command::new("unshare");
+                c.args(["--user", "--map-root-user", "--", program]);
+                c
+            }
+        }
+    }
+
+    /// Refuse early, before anything is built, when the user namespace cannot be made.
+    pub fn check(self) -> Result<(), BuildError> {
+        if self == Isolation::Root {
+            return Ok(());
+        }
+        let out = self
+            .command("true")
+            .env_clear()
+            .env("PATH", crate::plan::PATH)
+            .stdin(Stdio::null())
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => return Ok(()),
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => format!("cannot run unshare: {e}"),
+        };
+        Err(BuildError::Unsupported(format!(
+            "not root, and no user namespace for the image step (`unshare --user --map-root-user true`: {why}): \
+             run as root, allow unprivileged user namespaces (sysctl user.max_user_namespaces; \
+             on Ubuntu kernel.apparmor_restrict_unprivileged_userns), or build without the image (--no-image)"
+        )))
+    }
+
+    /// One line for the report.
+    pub fn describe(self) -> String {
+        match self {
+            Isolation::Root => "as root (tar --same-owner, chroot)".into(),
+            Isolation::UserNamespace { uid, gid } => format!(
+                "in a user namespace mapping root to {uid}:{gid} (rootless; owners as it sees them)"
+            ),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Isolation::Root => "",
+            Isolation::UserNamespace { .. } => {
+                " in a user namespace (unshare --user --map-root-user)"
+            }
+        }
+    }
 }
 
 /// What the image's config takes from the lock besides the layers.
@@ -76,6 +171,7 @@ pub struct ImageInput<'a> {
     pub lock_manifest_digest: String,
     /// The lock's layers are uncompressed tars (then the manifest can match).
     pub lock_uncompressed: bool,
+    pub isolation: Isolation,
 }
 
 /// The `sed` script's version, refused unless it is a plain version string.
@@ -146,9 +242,11 @@ pub fn layers(
     let root = work.join("image-rootfs");
     exec::mkdir_p(&root)?;
     exec::mkdir_p(out_dir)?;
+    let isolation = input.isolation;
     // The verify stage's ADD: the tarball extracted with owners, modes, xattrs and ACLs.
     run_checked(
-        Command::new("tar")
+        isolation
+            .command("tar")
             .env_clear()
             .env("PATH", crate::plan::PATH)
             .env("TZ", "UTC")
@@ -164,15 +262,19 @@ pub fn layers(
             .arg(rootfs_tar)
             .arg("-C")
             .arg(&root),
-        "extract repro.tar for the image (tar -xpf)",
+        &format!(
+            "extract repro.tar for the image (tar -xpf){}",
+            isolation.label()
+        ),
         log,
     )?;
     let options = GoOptions {
         timestamp: Some(source_date_epoch),
+        owners: isolation.owners(),
     };
     // The COPY's history names its source's content digest, over the tree as the verify
     // stage's ADD left it.
-    let copier = gostorage::plan_copier_get(&root)?;
+    let copier = gostorage::plan_copier_get(&root, options.owners)?;
     let copy_digest = {
         let mut h = HashWriter(Sha256::new());
         copier.write_to(&mut h)?;
@@ -195,7 +297,8 @@ pub fn layers(
         exec::write_file(&root.join(f), b"", 0o755)?;
     }
     run_checked(
-        Command::new("chroot")
+        isolation
+            .command("chroot")
             .arg(&root)
             .args(["/bin/sh", "-c"])
             .arg(format!(
@@ -203,7 +306,10 @@ pub fn layers(
             ))
             .env_clear()
             .env("PATH", RUN_PATH),
-        "RUN ldconfig && sed … /etc/os-release && rm -f …aux-cache (chroot)",
+        &format!(
+            "RUN ldconfig && sed … /etc/os-release && rm -f …aux-cache (chroot){}",
+            isolation.label()
+        ),
         log,
     )?;
     let changes = before.changes(&root)?;
@@ -263,6 +369,7 @@ pub fn layers(
         copy_digest,
         oci: oci_dir.to_path_buf(),
         tag,
+        isolation,
     })
 }
 

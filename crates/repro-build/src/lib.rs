@@ -15,8 +15,9 @@
 //! - [`equivalence`]: for compressed blobs that cannot be replayed (skopeo's gzip/zstd),
 //!   the proof that a blob decompresses to exactly our tar with nothing else in it.
 //!
-//! `build` needs root: the image step extracts the rootfs with its owners and runs the
-//! `RUN` step in a real chroot, as podman's chroot isolation does.
+//! `build` runs as root or not: the rootfs is installed under `fakechroot -- fakeroot` as
+//! the recipe does either way, and the image step gets root's powers over its tree from a
+//! user namespace when this process lacks them ([`image::Isolation`]), as rootless podman.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -166,11 +167,9 @@ pub fn build(lock: &Lock, store: &Store, opts: &BuildOptions) -> Result<BuildRep
             p(m)
         }
     };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(BuildError::Unsupported(
-            "build runs as root: the image's layers are made in a real chroot of the extracted rootfs (tar --same-owner, chroot(2) for the RUN step), as podman's chroot isolation does".into(),
-        ));
+    // Before anything is built: a rootless image step needs a user namespace.
+    if opts.image && lock.recipe.image_version.is_some() {
+        image::Isolation::of_this_process().check()?;
     }
     let out = if opts.out.is_absolute() {
         opts.out.clone()
@@ -463,6 +462,7 @@ fn run_build(
                         .layers
                         .iter()
                         .all(|l| l.media_type == podman::LAYER_MEDIA_TYPE),
+                isolation: image::Isolation::of_this_process(),
             };
             Some(image::layers(
                 &tar_path,

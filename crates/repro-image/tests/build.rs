@@ -173,10 +173,18 @@ fn build_reproduces_the_reference_rootfs_bit_for_bit() {
         ]
     );
 
-    // The image's two layers (COPY, RUN ldconfig…) in containers/storage's dialect: the
-    // reference image's diff_ids, and the layer files hash to them.
-    let w = world();
-    let expected: Vec<&str> = w.get("WORLD_IMAGE_REPRO_DIFF_IDS").split(',').collect();
+    assert_reference_layers(&out, &j);
+    assert_reference_image(&out, &j);
+    assert_eq!(j["image"]["isolation"], "root");
+}
+
+/// The image's two layers (COPY, RUN ldconfig…) in containers/storage's dialect: the
+/// reference image's diff_ids, and the layer files hash to them.
+fn assert_reference_layers(out: &Path, j: &serde_json::Value) {
+    let expected: Vec<&str> = world()
+        .get("WORLD_IMAGE_REPRO_DIFF_IDS")
+        .split(',')
+        .collect();
     let layers = j["image"]["layers"].as_array().unwrap();
     let got: Vec<&str> = layers
         .iter()
@@ -189,7 +197,70 @@ fn build_reproduces_the_reference_rootfs_bit_for_bit() {
         assert_eq!(l["file"].as_str().unwrap(), file.to_str().unwrap());
         assert_eq!(format!("sha256:{}", sha256(&file)), expected[i]);
     }
+}
+
+/// Not root: the recipe's pacman under fakechroot and fakeroot, the image's extraction and
+/// `RUN` step in a user namespace (as rootless podman). The same bytes as the root build:
+/// the reference rootfs, both diff_ids, config and manifest. The lock and the store are
+/// only read (they stay root's); the outputs belong to the user who built them.
+#[test]
+fn a_build_as_an_unprivileged_user_reproduces_the_reference_bit_for_bit() {
+    let p = prepared();
+    let out = p.dir.join("rootless");
+    // SAFETY: geteuid has no preconditions.
+    let (uid, mut cmd) = if unsafe { libc::geteuid() } == 0 {
+        // as nobody, with no supplementary groups
+        std::fs::create_dir_all(&out).unwrap();
+        std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_repro-image"));
+        (65534, c)
+    } else {
+        // SAFETY: as above.
+        (
+            unsafe { libc::geteuid() },
+            Command::new(env!("CARGO_BIN_EXE_repro-image")),
+        )
+    };
+    let o = cmd
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/nonexistent")
+        .arg("--cache")
+        .arg(&p.cache)
+        .args(["build", "--json"])
+        .arg(&p.lock)
+        .arg("-o")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "rootless build failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j = common::json(&o);
+    assert_eq!(
+        j["image"]["isolation"]["user_namespace"]["uid"], uid,
+        "{:#}",
+        j["image"]
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(out.join("repro.tar")).unwrap().uid(),
+        uid,
+        "the build ran as the unprivileged user"
+    );
+    assert_reference(&out);
+    assert_reference_layers(&out, &j);
     assert_reference_image(&out, &j);
+    let log = std::fs::read_to_string(out.join("build.log")).unwrap();
+    assert!(
+        log.contains("(chroot) in a user namespace (unshare --user --map-root-user)"),
+        "{log}"
+    );
 }
 
 /// The reference image with uncompressed layers (`oci-none`): (config digest, manifest
@@ -377,4 +448,69 @@ fn a_package_missing_from_the_store_says_to_fetch_it() {
         "{stderr}"
     );
     assert!(!out.join("repro.tar").exists());
+}
+
+/// A kernel that gives this user no user namespace (here: 33 nested ones, the kernel's
+/// limit) gets a clear refusal before anything is built, naming the way out; `--no-image`
+/// still builds the rootfs there (fakechroot and fakeroot need no namespace).
+#[test]
+fn without_user_namespaces_a_rootless_build_refuses_up_front_and_no_image_still_works() {
+    let p = prepared();
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test runs the build as nobody in 33 nested user namespaces: run it as root, as CI does"
+    );
+    let run = |out: &Path, extra: &[&str]| {
+        std::fs::create_dir_all(out).unwrap();
+        std::os::unix::fs::chown(out, Some(65534), Some(65534)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        for _ in 0..33 {
+            c.args(["unshare", "--user", "--map-current-user", "--"]);
+        }
+        c.args([
+            "sh",
+            "-c",
+            // the precondition, checked: no user namespace can be made in here
+            r#"if unshare --user --map-root-user true 2>/dev/null; then echo "precondition: a user namespace can still be made" >&2; exit 99; fi; exec "$@""#,
+            "sh",
+            env!("CARGO_BIN_EXE_repro-image"),
+            "--cache",
+        ])
+        .arg(&p.cache)
+        .arg("build")
+        .arg(&p.lock)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/nonexistent")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+    };
+    let out = p.dir.join("no-userns");
+    let o = run(&out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not root, and no user namespace for the image step")
+            && err.contains("unshare --user --map-root-user true")
+            && err.contains("--no-image"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "refused before anything was written"
+    );
+
+    let out = p.dir.join("no-userns-no-image");
+    let o = run(&out, &["--no-image"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_reference(&out);
+    assert!(!out.join("layers").exists() && !out.join("oci").exists());
 }
