@@ -18,8 +18,8 @@
 //! an `oci:` layout with the uncompressed layers (`out/oci`, as `skopeo copy
 //! --dest-oci-accept-uncompressed-layers` of the built image). Digests are compared with
 //! the lock's: diff_ids and config always; the manifest when the lock's image has
-//! uncompressed layers (a compressed image's manifest names other blobs; its blobs can be
-//! shown equivalent with [`crate::equivalence`]).
+//! uncompressed layers (a compressed image's manifest names other blobs; `verify` shows
+//! those blobs equivalent).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -11,9 +11,10 @@
 //!   as the recipe's tar sees them in its own fakeroot session: all 0:0; the tree is not
 //!   modified) and `repro.tar.zst` by the recipe's zstd step on the system libzstd;
 //! - [`image`]: the image's two layers, then [`podman`]'s config and manifest bytes and an
-//!   `oci:` layout in `out/oci` (uncompressed layers, tagged with the image version);
-//! - [`equivalence`]: for compressed blobs that cannot be replayed (skopeo's gzip/zstd),
-//!   the proof that a blob decompresses to exactly our tar with nothing else in it.
+//!   `oci:` layout in `out/oci` (uncompressed layers, tagged with the image version).
+//!
+//! Compressed blobs that cannot be replayed (skopeo's gzip/zstd) are shown equivalent by
+//! the verify step (`repro_verify::blob`), in the same pass that reads their tree.
 //!
 //! `build` runs as root or not: the rootfs is installed under `fakechroot -- fakeroot` as
 //! the recipe does either way, and the image step gets root's powers over its tree from a
@@ -29,7 +30,6 @@ use repro_tar::gnu::GnuOptions;
 use repro_tar::pipeline::{self, Compression, Outputs};
 use repro_tar::zst::ZstdParams;
 
-pub mod equivalence;
 mod error;
 pub mod exec;
 pub mod image;

@@ -203,39 +203,55 @@ fn assert_reference_layers(out: &Path, j: &serde_json::Value) {
 /// `RUN` step in a user namespace (as rootless podman). The same bytes as the root build:
 /// the reference rootfs, both diff_ids, config and manifest. The lock and the store are
 /// only read (they stay root's); the outputs belong to the user who built them.
-#[test]
-fn a_build_as_an_unprivileged_user_reproduces_the_reference_bit_for_bit() {
+/// `repro-image --cache CACHE build LOCK -o OUT EXTRA…` with a cleared environment, as
+/// an unprivileged user: nobody when the tests run as root (OUT made theirs), else this
+/// user. `wrap`: argv words run between the user switch and the binary. Returns the uid.
+fn build_unprivileged(out: &Path, wrap: &[&str], extra: &[&str]) -> (u32, Output) {
     let p = prepared();
-    let out = p.dir.join("rootless");
+    std::fs::create_dir_all(out).unwrap();
+    let mut c;
     // SAFETY: geteuid has no preconditions.
-    let (uid, mut cmd) = if unsafe { libc::geteuid() } == 0 {
-        // as nobody, with no supplementary groups
-        std::fs::create_dir_all(&out).unwrap();
-        std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_repro-image"));
-        (65534, c)
-    } else {
-        // SAFETY: as above.
-        (
-            unsafe { libc::geteuid() },
-            Command::new(env!("CARGO_BIN_EXE_repro-image")),
-        )
+    let uid = match unsafe { libc::geteuid() } {
+        0 => {
+            std::os::unix::fs::chown(out, Some(65534), Some(65534)).unwrap();
+            c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(wrap);
+            65534
+        }
+        uid => {
+            let (first, rest) = wrap.split_first().unwrap_or((&"env", &[]));
+            c = Command::new(first);
+            c.args(rest);
+            uid
+        }
     };
-    let o = cmd
+    let o = c
+        .arg(env!("CARGO_BIN_EXE_repro-image"))
+        .arg("--cache")
+        .arg(&p.cache)
+        .arg("build")
+        .arg(&p.lock)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", "/nonexistent")
-        .arg("--cache")
-        .arg(&p.cache)
-        .args(["build", "--json"])
-        .arg(&p.lock)
-        .arg("-o")
-        .arg(&out)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
+    (uid, o)
+}
+
+/// Not root: the recipe's pacman under fakechroot and fakeroot, the image's extraction and
+/// `RUN` step in a user namespace (as rootless podman). The same bytes as the root build:
+/// the reference rootfs, both diff_ids, config and manifest. The lock and the store are
+/// only read (they stay root's); the outputs belong to the user who built them.
+#[test]
+fn a_build_as_an_unprivileged_user_reproduces_the_reference_bit_for_bit() {
+    let out = prepared().dir.join("rootless");
+    let (uid, o) = build_unprivileged(&out, &[], &["--json"]);
     assert!(
         o.status.success(),
         "rootless build failed:\n{}",
@@ -456,42 +472,18 @@ fn a_package_missing_from_the_store_says_to_fetch_it() {
 #[test]
 fn without_user_namespaces_a_rootless_build_refuses_up_front_and_no_image_still_works() {
     let p = prepared();
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test runs the build as nobody in 33 nested user namespaces: run it as root, as CI does"
-    );
-    let run = |out: &Path, extra: &[&str]| {
-        std::fs::create_dir_all(out).unwrap();
-        std::os::unix::fs::chown(out, Some(65534), Some(65534)).unwrap();
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
-        for _ in 0..33 {
-            c.args(["unshare", "--user", "--map-current-user", "--"]);
-        }
-        c.args([
-            "sh",
-            "-c",
-            // the precondition, checked: no user namespace can be made in here
-            r#"if unshare --user --map-root-user true 2>/dev/null; then echo "precondition: a user namespace can still be made" >&2; exit 99; fi; exec "$@""#,
-            "sh",
-            env!("CARGO_BIN_EXE_repro-image"),
-            "--cache",
-        ])
-        .arg(&p.cache)
-        .arg("build")
-        .arg(&p.lock)
-        .arg("-o")
-        .arg(out)
-        .args(extra)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", "/nonexistent")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-    };
+    let mut wrap: Vec<&str> = Vec::new();
+    for _ in 0..33 {
+        wrap.extend(["unshare", "--user", "--map-current-user", "--"]);
+    }
+    wrap.extend([
+        "sh",
+        "-c",
+        // the precondition, checked: no user namespace can be made in here
+        r#"if unshare --user --map-root-user true 2>/dev/null; then echo "precondition: a user namespace can still be made" >&2; exit 99; fi; exec "$@""#,
+        "sh",
+    ]);
+    let run = |out: &Path, extra: &[&str]| build_unprivileged(out, &wrap, extra).1;
     let out = p.dir.join("no-userns");
     let o = run(&out, &[]);
     let err = String::from_utf8_lossy(&o.stderr);
