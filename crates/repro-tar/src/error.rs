@@ -22,7 +22,7 @@ pub enum Error {
     #[error("{}: {what}", path.display())]
     Unsupported { path: PathBuf, what: String },
     /// A file's size changed between planning and writing: the archive would be corrupt.
-    #[error("{}: size changed while archiving (planned {planned} bytes, read {read})", path.display())]
+    #[error("{}: size changed while archiving (planned {planned} bytes, found {read})", path.display())]
     SizeChanged {
         path: PathBuf,
         planned: u64,

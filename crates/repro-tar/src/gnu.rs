@@ -25,10 +25,8 @@
 //! - the end: two zero blocks, then zeros to a multiple of the 10240-byte record.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use crate::header::{self, max_octal, pax_record, put_octal, put_str};
 use crate::walk::{self, Kind, Node, Timestamp};
@@ -339,47 +337,16 @@ impl GnuArchive {
     /// written, which always equal [`GnuArchive::size`] (a file that changed size is an
     /// error).
     pub fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> Result<u64, Error> {
-        let mut written = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        let zeros = [0u8; crate::BLOCK as usize];
-        let put = |out: &mut W, bytes: &[u8], written: &mut u64| -> Result<(), Error> {
-            out.write_all(bytes)
-                .map_err(|e| Error::write("the tar stream", e))?;
-            *written += bytes.len() as u64;
-            Ok(())
-        };
+        let mut stream = header::Stream::new(out, "the tar stream");
         for m in &self.members {
             if !m.records.is_empty() {
-                let x = self.xheader(m);
-                put(out, &x, &mut written)?;
-                put(out, &m.records, &mut written)?;
-                let pad = header::padding(m.records.len() as u64) as usize;
-                put(out, &zeros[..pad], &mut written)?;
+                stream.extended(&self.xheader(m), &m.records)?;
             }
-            let h = self.header(m)?;
-            put(out, &h, &mut written)?;
-            let len = m.data_len();
-            if len > 0 {
-                copy_file(&m.node.path, len, out, &mut buf)?;
-                written += len;
-                let pad = header::padding(len) as usize;
-                put(out, &zeros[..pad], &mut written)?;
-            }
+            stream.member(&self.header(m)?, &m.node.path, m.data_len())?;
         }
-        let end = self.size - written;
-        let mut left = end;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            put(out, &zeros[..n], &mut written)?;
-            left -= n as u64;
-        }
-        if written != self.size {
-            return Err(Error::PlannedSize {
-                planned: self.size,
-                actual: written,
-            });
-        }
-        Ok(written)
+        // the end-of-archive blocks and the record padding
+        stream.zeros(self.size.saturating_sub(stream.written()))?;
+        stream.finish(self.size)
     }
 
     fn xheader(&self, m: &Member) -> [u8; 512] {
@@ -451,39 +418,6 @@ impl GnuArchive {
 
 /// Copy exactly `len` bytes of the file at `path` (not following a symlink put there since
 /// planning); fewer is an error.
-pub(crate) fn copy_file<W: Write + ?Sized>(
-    path: &PathBuf,
-    len: u64,
-    out: &mut W,
-    buf: &mut [u8],
-) -> Result<(), Error> {
-    let mut f = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let got = match f.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(Error::SizeChanged {
-                    path: path.clone(),
-                    planned: len,
-                    read: len - left,
-                });
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        out.write_all(&buf[..got])
-            .map_err(|e| Error::write("the tar stream", e))?;
-        left -= got as u64;
-    }
-    Ok(())
-}
-
 /// Plan and write in one go: `tar OPTIONS -C root -c . -f -` into `out`.
 pub fn write(root: &Path, options: &GnuOptions, out: &mut dyn Write) -> Result<u64, Error> {
     plan(root, options)?.write_to(out)
@@ -517,7 +451,7 @@ mod tests {
     fn file_node(size: u64, uid: u64, mtime: Timestamp) -> Node {
         Node {
             rel: b"big".to_vec(),
-            path: PathBuf::from("/nonexistent/big"),
+            path: std::path::PathBuf::from("/nonexistent/big"),
             kind: Kind::File { size },
             mode: 0o644,
             uid,

@@ -26,9 +26,9 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::Error;
 use crate::header::{self, max_octal, pax_record, put_octal, put_str};
 use crate::walk::{self, Kind, Node, Owners};
-use crate::{Error, gnu};
 
 /// `podman build --timestamp T` (`None`: the files' own mtimes, whole seconds).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -658,44 +658,16 @@ impl GoLayer {
 
     /// Stream the layer into `out`; returns the bytes written (= [`GoLayer::size`]).
     pub fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> Result<u64, Error> {
-        let mut written = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        let zeros = [0u8; crate::BLOCK as usize];
-        let put = |out: &mut W, bytes: &[u8], written: &mut u64| -> Result<(), Error> {
-            out.write_all(bytes)
-                .map_err(|e| Error::write("the layer tar stream", e))?;
-            *written += bytes.len() as u64;
-            Ok(())
-        };
+        let mut stream = header::Stream::new(out, "the layer tar stream");
         for m in &self.members {
             if let Some(records) = &m.pax {
-                put(
-                    out,
-                    &pax_header(&m.name, records.len() as u64),
-                    &mut written,
-                )?;
-                put(out, records, &mut written)?;
-                let pad = header::padding(records.len() as u64) as usize;
-                put(out, &zeros[..pad], &mut written)?;
+                stream.extended(&pax_header(&m.name, records.len() as u64), records)?;
             }
-            put(out, &member_header(m), &mut written)?;
-            let len = m.data_len();
-            if len > 0 {
-                gnu::copy_file(&m.node.path, len, out, &mut buf)?;
-                written += len;
-                let pad = header::padding(len) as usize;
-                put(out, &zeros[..pad], &mut written)?;
-            }
+            stream.member(&member_header(m), &m.node.path, m.data_len())?;
         }
-        put(out, &zeros, &mut written)?;
-        put(out, &zeros, &mut written)?;
-        if written != self.size {
-            return Err(Error::PlannedSize {
-                planned: self.size,
-                actual: written,
-            });
-        }
-        Ok(written)
+        // two zero blocks, no record padding
+        stream.zeros(2 * crate::BLOCK)?;
+        stream.finish(self.size)
     }
 }
 

@@ -83,8 +83,162 @@ pub(crate) fn padded(len: u64) -> u64 {
     len + padding(len)
 }
 
+/// The streaming end both writers share: blocks, pax records and file contents written in
+/// archive order, counted, and checked against the planned size at the end.
+pub(crate) struct Stream<'w, W: std::io::Write + ?Sized> {
+    out: &'w mut W,
+    /// What the error messages call the stream (`the tar stream`).
+    what: &'static str,
+    written: u64,
+    buf: Vec<u8>,
+}
+
+const ZEROS: [u8; BLOCK as usize] = [0; BLOCK as usize];
+
+impl<'w, W: std::io::Write + ?Sized> Stream<'w, W> {
+    pub(crate) fn new(out: &'w mut W, what: &'static str) -> Self {
+        Stream {
+            out,
+            what,
+            written: 0,
+            buf: vec![0u8; 256 * 1024],
+        }
+    }
+
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), crate::Error> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| crate::Error::write(self.what, e))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// A pax extended header block and its records, padded to the block.
+    pub(crate) fn extended(
+        &mut self,
+        block: &[u8; 512],
+        records: &[u8],
+    ) -> Result<(), crate::Error> {
+        self.put(block)?;
+        self.put(records)?;
+        self.put(&ZEROS[..padding(records.len() as u64) as usize])
+    }
+
+    /// A member's header block, then its `len` bytes from `path` (not followed if a
+    /// symlink; a file that no longer has `len` bytes is an error), padded to the block.
+    pub(crate) fn member(
+        &mut self,
+        block: &[u8; 512],
+        path: &std::path::Path,
+        len: u64,
+    ) -> Result<(), crate::Error> {
+        self.put(block)?;
+        if len > 0 {
+            self.copy_file(path, len)?;
+            self.put(&ZEROS[..padding(len) as usize])?;
+        }
+        Ok(())
+    }
+
+    fn copy_file(&mut self, path: &std::path::Path, len: u64) -> Result<(), crate::Error> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| crate::Error::io(path, e))?;
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let got = match f.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(crate::Error::SizeChanged {
+                        path: path.to_path_buf(),
+                        planned: len,
+                        read: len - left,
+                    });
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(crate::Error::io(path, e)),
+            };
+            self.out
+                .write_all(&self.buf[..got])
+                .map_err(|e| crate::Error::write(self.what, e))?;
+            self.written += got as u64;
+            left -= got as u64;
+        }
+        // grown since the plan: what was copied is not the file (GNU tar's "file changed
+        // as we read it")
+        let now = f.metadata().map_err(|e| crate::Error::io(path, e))?.len();
+        if now != len {
+            return Err(crate::Error::SizeChanged {
+                path: path.to_path_buf(),
+                planned: len,
+                read: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// `n` zero bytes (the end-of-archive blocks, record padding).
+    pub(crate) fn zeros(&mut self, n: u64) -> Result<(), crate::Error> {
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(BLOCK) as usize;
+            self.put(&ZEROS[..k])?;
+            left -= k as u64;
+        }
+        Ok(())
+    }
+
+    /// The bytes written, which must be the planned size.
+    pub(crate) fn finish(self, planned: u64) -> Result<u64, crate::Error> {
+        if self.written != planned {
+            return Err(crate::Error::PlannedSize {
+                planned,
+                actual: self.written,
+            });
+        }
+        Ok(self.written)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// A file that shrinks or grows between planning and writing makes either writer stop
+    /// with an error naming it, never a stream of another size than planned.
+    #[test]
+    fn a_file_that_changed_size_since_the_plan_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("grows");
+        std::fs::write(&f, vec![1u8; 3000]).unwrap();
+        let gnu = crate::gnu::plan(
+            dir.path(),
+            &crate::gnu::GnuOptions::recipe(0, Default::default()),
+        )
+        .unwrap();
+        let go = crate::gostorage::plan_tree(dir.path(), &Default::default()).unwrap();
+        for (bytes, says) in [(10usize, "found 10)"), (5000, "found 5000)")] {
+            std::fs::write(&f, vec![2u8; bytes]).unwrap();
+            let e = gnu.write_to(&mut Vec::new()).unwrap_err().to_string();
+            assert!(
+                e.contains("grows: ") && e.contains(says),
+                "gnu, {bytes}: {e}"
+            );
+            let e = go.write_to(&mut Vec::new()).unwrap_err().to_string();
+            assert!(
+                e.contains("grows: ") && e.contains(says),
+                "go, {bytes}: {e}"
+            );
+        }
+    }
     use super::*;
 
     #[test]
