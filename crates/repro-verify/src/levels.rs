@@ -375,12 +375,7 @@ pub fn blob(layers: &[BlobLayer]) -> LevelReport {
 /// The config level: the config bytes. `fields` are the diff engine's field differences.
 pub fn config(original: &Blob, rebuilt: Option<&Blob>, fields: Vec<FileDifference>) -> LevelReport {
     let Some(rebuilt) = rebuilt else {
-        return LevelReport::new(
-            Level::Config,
-            Status::NotChecked,
-            true,
-            "the build wrote no image config to compare",
-        );
+        return not_built(Level::Config, "config");
     };
     if original.digest == rebuilt.digest {
         return LevelReport::new(
@@ -390,6 +385,27 @@ pub fn config(original: &Blob, rebuilt: Option<&Blob>, fields: Vec<FileDifferenc
             format!("config bytes equal ({})", original.digest),
         );
     }
+    json_differs(Level::Config, original, rebuilt, fields)
+}
+
+/// A promised JSON level the build wrote nothing for.
+fn not_built(level: Level, what: &str) -> LevelReport {
+    LevelReport::new(
+        level,
+        Status::NotChecked,
+        true,
+        format!("the build wrote no image {what} to compare"),
+    )
+}
+
+/// A JSON blob (config, manifest) whose bytes differ: how many fields the diff engine
+/// found and the first, or that only the bytes differ.
+fn json_differs(
+    level: Level,
+    original: &Blob,
+    rebuilt: &Blob,
+    fields: Vec<FileDifference>,
+) -> LevelReport {
     let why = match fields.first() {
         Some(f) => format!(
             "{} (original) != {} (rebuilt): {} fields differ, first {}",
@@ -403,7 +419,7 @@ pub fn config(original: &Blob, rebuilt: Option<&Blob>, fields: Vec<FileDifferenc
             original.digest, rebuilt.digest
         ),
     };
-    LevelReport::new(Level::Config, Status::Differs, true, why).with_differences(fields)
+    LevelReport::new(level, Status::Differs, true, why).with_differences(fields)
 }
 
 /// A layer descriptor as podman/skopeo (Go's encoding/json) write it in a manifest.
@@ -430,12 +446,7 @@ pub fn manifest(
     fields: Vec<FileDifference>,
 ) -> LevelReport {
     let Some(rebuilt) = rebuilt else {
-        return LevelReport::new(
-            Level::Manifest,
-            Status::NotChecked,
-            true,
-            "the build wrote no image manifest to compare",
-        );
+        return not_built(Level::Manifest, "manifest");
     };
     if original.digest == rebuilt.digest {
         return LevelReport::new(
@@ -477,20 +488,7 @@ pub fn manifest(
             return r;
         }
     }
-    let why = match fields.first() {
-        Some(f) => format!(
-            "{} (original) != {} (rebuilt): {} fields differ, first {}",
-            original.digest,
-            rebuilt.digest,
-            fields.len(),
-            f.name()
-        ),
-        None => format!(
-            "{} (original) != {} (rebuilt): same fields, other bytes",
-            original.digest, rebuilt.digest
-        ),
-    };
-    LevelReport::new(Level::Manifest, Status::Differs, true, why).with_differences(fields)
+    json_differs(Level::Manifest, original, rebuilt, fields)
 }
 
 /// The index level. Not promised: an index digest covers attestation manifests with build
