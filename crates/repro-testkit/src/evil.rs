@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Write};
-use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream};
+use std::net::{Shutdown as NetShutdown, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::http::{self, response_head};
-use crate::util::{Shutdown, lock, sha256_digest};
+use crate::util::{Loopback, Shutdown, lock, sha256_digest};
 
 /// Longest time any stall lasts, whatever was asked.
 pub const MAX_STALL: Duration = Duration::from_secs(60);
@@ -295,13 +294,13 @@ struct State {
     routes: Mutex<HashMap<String, Behavior>>,
     hits: Mutex<HashMap<String, usize>>,
     requests: Mutex<Vec<RecordedRequest>>,
-    shutdown: Shutdown,
+    shutdown: Arc<Shutdown>,
 }
 
 /// See the [module documentation](self). Stops on drop (stalls end early).
 pub struct EvilServer {
     state: Arc<State>,
-    accept: Option<JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl EvilServer {
@@ -311,27 +310,22 @@ impl EvilServer {
         I: IntoIterator<Item = (P, Behavior)>,
         P: Into<String>,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("repro-testkit: EvilServer cannot bind 127.0.0.1:0: {e}"));
-        let host = match listener.local_addr() {
-            Ok(addr) => format!("127.0.0.1:{}", addr.port()),
-            Err(e) => panic!("repro-testkit: EvilServer local_addr failed: {e}"),
-        };
-        let state = Arc::new(State {
-            host,
-            routes: Mutex::new(routes.into_iter().map(|(p, b)| (p.into(), b)).collect()),
-            hits: Mutex::new(HashMap::new()),
-            requests: Mutex::new(Vec::new()),
-            shutdown: Shutdown::default(),
-        });
-        let st = state.clone();
-        let accept = std::thread::Builder::new()
-            .name("testkit-evil".to_string())
-            .spawn(move || accept_loop(listener, st))
-            .unwrap_or_else(|e| panic!("repro-testkit: cannot spawn a thread: {e}"));
+        let routes: HashMap<String, Behavior> =
+            routes.into_iter().map(|(p, b)| (p.into(), b)).collect();
+        let (server, state) = Loopback::start(
+            "evil",
+            |host, shutdown| State {
+                host: host.to_string(),
+                routes: Mutex::new(routes),
+                hits: Mutex::new(HashMap::new()),
+                requests: Mutex::new(Vec::new()),
+                shutdown,
+            },
+            handle,
+        );
         EvilServer {
             state,
-            accept: Some(accept),
+            _server: server,
         }
     }
 
@@ -363,31 +357,6 @@ impl EvilServer {
     /// Total number of requests received.
     pub fn total_hits(&self) -> usize {
         lock(&self.state.requests).len()
-    }
-}
-
-impl Drop for EvilServer {
-    fn drop(&mut self) {
-        self.state.shutdown.trigger();
-        let _ = TcpStream::connect(&self.state.host);
-        if let Some(handle) = self.accept.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    for conn in listener.incoming() {
-        if state.shutdown.is_triggered() {
-            break;
-        }
-        let Ok(stream) = conn else { continue };
-        let st = state.clone();
-        let _ = std::thread::Builder::new()
-            .name("testkit-evil-conn".to_string())
-            .spawn(move || {
-                let _ = handle(stream, &st);
-            });
     }
 }
 

@@ -10,8 +10,8 @@
 //! are kept alive; every request is counted.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,6 +19,8 @@ use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::util::Loopback;
 
 /// One binary package record.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct FakeRebuilderd {
     url: String,
     pem: String,
     state: Arc<State>,
+    /// Stops the server on drop.
+    _server: Loopback,
 }
 
 /// `PUBLIC KEY` PEM of a raw Ed25519 key (SPKI without parameters).
@@ -111,30 +115,23 @@ impl FakeRebuilderd {
             }
         }
         let keys = serde_json::to_vec(&json!({ "current": [pem] })).expect("json");
-        let state = Arc::new(State {
-            records: out,
-            links,
-            keys,
-            requests: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-        });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let url = format!(
-            "http://127.0.0.1:{}",
-            listener.local_addr().expect("local addr").port()
+        let (server, state) = Loopback::start(
+            "fake-rebuilderd",
+            |_, _| State {
+                records: out,
+                links,
+                keys,
+                requests: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+            },
+            serve,
         );
-        let st = state.clone();
-        std::thread::Builder::new()
-            .name("fake-rebuilderd".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    let Ok(conn) = conn else { continue };
-                    let st = st.clone();
-                    let _ = std::thread::Builder::new().spawn(move || serve(conn, &st));
-                }
-            })
-            .expect("spawn the fake rebuilderd");
-        FakeRebuilderd { url, pem, state }
+        FakeRebuilderd {
+            url: format!("http://{}", server.host()),
+            pem,
+            state,
+            _server: server,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -156,31 +153,13 @@ impl FakeRebuilderd {
     }
 }
 
-fn serve(conn: TcpStream, st: &State) {
-    let _ = conn.set_nodelay(true);
-    let Ok(mut w) = conn.try_clone() else { return };
+/// One connection, kept alive for as many requests as the client sends.
+fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
+    let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
-    loop {
-        let mut head = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let end = line == b"\r\n" || line == b"\n";
-            head.extend_from_slice(&line);
-            if end {
-                break;
-            }
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        let Ok(httparse::Status::Complete(_)) = req.parse(&head) else {
-            return;
-        };
-        let target = req.path.unwrap_or("/").to_string();
-        let (status, body) = route(st, &target);
+    while let Some(head) = crate::http::read_request_head(&mut r)? {
+        let (status, body) = route(st, &head.target);
         st.requests.fetch_add(1, Ordering::Relaxed);
         st.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         let reason = if status == 200 { "OK" } else { "Not Found" };
@@ -188,10 +167,10 @@ fn serve(conn: TcpStream, st: &State) {
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        if w.write_all(head.as_bytes()).is_err() || w.write_all(&body).is_err() {
-            return;
-        }
+        w.write_all(head.as_bytes())?;
+        w.write_all(&body)?;
     }
+    Ok(())
 }
 
 fn route(st: &State, target: &str) -> (u16, Vec<u8>) {

@@ -12,17 +12,16 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
-use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream};
+use std::net::{Shutdown as NetShutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 
 use crate::http::{self, RequestHead, response_head};
 use crate::registry::Registry;
-use crate::util::{Shutdown, lock, sha256_digest};
+use crate::util::{Loopback, lock, sha256_digest};
 
 /// Configuration of a [`TokenProxy`].
 #[derive(Debug, Clone)]
@@ -121,13 +120,12 @@ struct State {
     token_requests: Mutex<Vec<TokenRequest>>,
     proxied: Mutex<Vec<ProxiedRequest>>,
     counter: AtomicU64,
-    shutdown: Shutdown,
 }
 
 /// See the [module documentation](self). Stops on drop.
 pub struct TokenProxy {
     state: Arc<State>,
-    accept: Option<JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl TokenProxy {
@@ -149,30 +147,22 @@ impl TokenProxy {
 
     /// A proxy in front of any HTTP registry at `upstream_host` ("127.0.0.1:PORT").
     pub fn start_with(upstream_host: &str, config: TokenProxyConfig) -> TokenProxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("repro-testkit: TokenProxy cannot bind 127.0.0.1:0: {e}"));
-        let host = match listener.local_addr() {
-            Ok(addr) => format!("127.0.0.1:{}", addr.port()),
-            Err(e) => panic!("repro-testkit: TokenProxy local_addr failed: {e}"),
-        };
-        let state = Arc::new(State {
-            config,
-            upstream: upstream_host.to_string(),
-            host,
-            tokens: Mutex::new(HashMap::new()),
-            token_requests: Mutex::new(Vec::new()),
-            proxied: Mutex::new(Vec::new()),
-            counter: AtomicU64::new(0),
-            shutdown: Shutdown::default(),
-        });
-        let st = state.clone();
-        let accept = std::thread::Builder::new()
-            .name("testkit-token-proxy".to_string())
-            .spawn(move || accept_loop(listener, st))
-            .unwrap_or_else(|e| panic!("repro-testkit: cannot spawn a thread: {e}"));
+        let (server, state) = Loopback::start(
+            "token-proxy",
+            |host, _| State {
+                config,
+                upstream: upstream_host.to_string(),
+                host: host.to_string(),
+                tokens: Mutex::new(HashMap::new()),
+                token_requests: Mutex::new(Vec::new()),
+                proxied: Mutex::new(Vec::new()),
+                counter: AtomicU64::new(0),
+            },
+            handle_connection,
+        );
         TokenProxy {
             state,
-            accept: Some(accept),
+            _server: server,
         }
     }
 
@@ -226,32 +216,6 @@ impl TokenProxy {
             &self.state,
             scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
         )
-    }
-}
-
-impl Drop for TokenProxy {
-    fn drop(&mut self) {
-        self.state.shutdown.trigger();
-        // Wake the accept loop.
-        let _ = TcpStream::connect(&self.state.host);
-        if let Some(handle) = self.accept.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    for conn in listener.incoming() {
-        if state.shutdown.is_triggered() {
-            break;
-        }
-        let Ok(stream) = conn else { continue };
-        let st = state.clone();
-        let _ = std::thread::Builder::new()
-            .name("testkit-token-proxy-conn".to_string())
-            .spawn(move || {
-                let _ = handle_connection(stream, &st);
-            });
     }
 }
 

@@ -1,8 +1,9 @@
 //! Small shared helpers: digests, free ports, shutdown signalling.
 
 use std::io::{self, Write};
-use std::net::TcpListener;
-use std::sync::{Condvar, Mutex};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -94,6 +95,75 @@ impl Shutdown {
             };
         }
         true
+    }
+}
+
+/// A test server on 127.0.0.1 (a free port): one thread accepting, one per connection,
+/// each connection handed to `handle` with the server's state; stopped on drop (the
+/// [`Shutdown`] shared with the state is triggered, so stalls end early, and the accept
+/// thread joined).
+pub(crate) struct Loopback {
+    host: String,
+    shutdown: Arc<Shutdown>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Loopback {
+    /// `what` names the server in panics and threads; `state` is made knowing the host
+    /// ("127.0.0.1:PORT") and the shutdown flag.
+    pub fn start<S: Send + Sync + 'static>(
+        what: &'static str,
+        state: impl FnOnce(&str, Arc<Shutdown>) -> S,
+        handle: fn(TcpStream, &S) -> io::Result<()>,
+    ) -> (Loopback, Arc<S>) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("repro-testkit: {what} cannot bind 127.0.0.1:0: {e}"));
+        let host = match listener.local_addr() {
+            Ok(addr) => format!("127.0.0.1:{}", addr.port()),
+            Err(e) => panic!("repro-testkit: {what}: local_addr failed: {e}"),
+        };
+        let shutdown = Arc::new(Shutdown::default());
+        let state = Arc::new(state(&host, shutdown.clone()));
+        let (st, stop) = (state.clone(), shutdown.clone());
+        let accept = std::thread::Builder::new()
+            .name(format!("testkit-{what}"))
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.is_triggered() {
+                        break;
+                    }
+                    let Ok(stream) = conn else { continue };
+                    let st = st.clone();
+                    let _ = std::thread::Builder::new()
+                        .name(format!("testkit-{what}-conn"))
+                        .spawn(move || {
+                            let _ = handle(stream, &st);
+                        });
+                }
+            })
+            .unwrap_or_else(|e| panic!("repro-testkit: cannot spawn a thread: {e}"));
+        let server = Loopback {
+            host,
+            shutdown,
+            accept: Some(accept),
+        };
+        (server, state)
+    }
+
+    /// "127.0.0.1:PORT"
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        // wake the accept loop
+        let _ = TcpStream::connect(&self.host);
+        if let Some(handle) = self.accept.take() {
+            let _ = handle.join();
+        }
     }
 }
 

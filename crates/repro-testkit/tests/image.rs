@@ -223,17 +223,6 @@ fn bulk_small_is_deterministic() {
     }
 }
 
-/// The benchmark-sized image: at least 100 MB and 20k files (slow in debug builds).
-#[test]
-#[ignore = "large; run with --ignored"]
-fn bulk_benchmark_size() {
-    let tmp = tempfile::tempdir().unwrap();
-    let img = TestImage::bulk(tmp.path(), 100_000_000, 20_000);
-    let s = img.layer_stats[0];
-    assert!(s.file_bytes >= 100_000_000 && s.files >= 20_000, "{s:?}");
-    eprintln!("bulk: {s:?}, blob {} bytes", img.layers[0].size);
-}
-
 #[test]
 fn multi_platform_index_with_attestation_pushes_with_all() {
     let tmp = tempfile::tempdir().unwrap();
