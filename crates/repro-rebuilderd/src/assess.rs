@@ -149,22 +149,16 @@ pub fn assess(
     };
     if opts.attestations {
         // Keys: pinned wins; else fetched (in parallel) and checked against those known.
-        let fetched: Vec<Option<Result<Vec<PublicKey>, String>>> = std::thread::scope(|s| {
-            let hs: Vec<_> = clients
-                .iter()
-                .zip(&apis)
-                .map(|(c, api)| {
-                    let ask = api.is_some() && pinned(c.url()).is_none();
-                    s.spawn(move || ask.then(|| c.public_keys().map_err(|e| e.to_string())))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Some(Err("key request panicked".into())))
-                })
-                .collect()
-        });
+        let asked: Vec<(&Client, bool)> = clients
+            .iter()
+            .zip(&apis)
+            .map(|(c, api)| (c, api.is_some() && pinned(c.url()).is_none()))
+            .collect();
+        let fetched: Vec<Option<Result<Vec<PublicKey>, String>>> = crate::on_threads(
+            &asked,
+            |(c, ask)| ask.then(|| c.public_keys().map_err(|e| e.to_string())),
+            |_| Some(Err("key request panicked".into())),
+        );
         let mut keys: Vec<Result<Vec<PublicKey>, String>> = Vec::new();
         for ((r, f), c) in rebuilders.iter_mut().zip(fetched).zip(clients) {
             let k = if let Some(p) = pinned(c.url()) {

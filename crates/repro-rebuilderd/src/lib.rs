@@ -735,50 +735,43 @@ impl Client {
     }
 }
 
-/// List with several clients at once, one thread each; results in the order given.
-pub fn list_each(clients: &[Client], filter: &Filter) -> Vec<Result<Listing, Error>> {
+/// `f` of every item, each on a thread of its own; the results in the order given (an
+/// item whose thread panicked gets `panicked(item)`).
+pub(crate) fn on_threads<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+    panicked: impl Fn(&T) -> R,
+) -> Vec<R> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = clients
-            .iter()
-            .map(|c| s.spawn(move || c.list(filter)))
-            .collect();
+        let handles: Vec<_> = items.iter().map(|t| s.spawn(|| f(t))).collect();
         handles
             .into_iter()
-            .zip(clients)
-            .map(|(h, c)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Transport {
-                        rebuilder: c.url().to_string(),
-                        url: c.url().to_string(),
-                        message: "the request thread panicked".into(),
-                    })
-                })
-            })
+            .zip(items)
+            .map(|(h, t)| h.join().unwrap_or_else(|_| panicked(t)))
             .collect()
     })
 }
 
+fn panicked_listing(url: &str) -> Result<Listing, Error> {
+    Err(Error::Transport {
+        rebuilder: url.to_string(),
+        url: url.to_string(),
+        message: "the request thread panicked".into(),
+    })
+}
+
+/// List with several clients at once, one thread each; results in the order given.
+pub fn list_each(clients: &[Client], filter: &Filter) -> Vec<Result<Listing, Error>> {
+    on_threads(clients, |c| c.list(filter), |c| panicked_listing(c.url()))
+}
+
 /// List several rebuilders at once, one thread each; results in the order given.
 pub fn list_all(urls: &[String], opts: &Options, filter: &Filter) -> Vec<Result<Listing, Error>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = urls
-            .iter()
-            .map(|u| s.spawn(move || Client::new(u, opts.clone())?.list(filter)))
-            .collect();
-        handles
-            .into_iter()
-            .zip(urls)
-            .map(|(h, u)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Transport {
-                        rebuilder: u.clone(),
-                        url: u.clone(),
-                        message: "the request thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    })
+    on_threads(
+        urls,
+        |u| Client::new(u, opts.clone())?.list(filter),
+        |u| panicked_listing(u),
+    )
 }
 
 fn push_opt<'a>(q: &mut Vec<(&'a str, String)>, k: &'a str, v: &Option<String>) {
