@@ -145,24 +145,15 @@ fn extra_bytes_frames_fields_and_other_content_are_not_equivalent() {
         assert_eq!(read.framing.trailing_bytes, 1);
     }
     // a second (empty) zstd frame, a second gzip member
-    let empty_zst = run(Command::new("zstd")
-        .args(["-q", "-c", "-"])
-        .stdin(std::process::Stdio::null()));
-    differs(
-        "two.zst",
-        &[zst.clone(), empty_zst].concat(),
-        &tar,
-        "bytes after it",
-    );
-    let empty_gz = run(Command::new("gzip")
-        .args(["-n", "-c", "-"])
-        .stdin(std::process::Stdio::null()));
-    differs(
-        "two.gz",
-        &[gz.clone(), empty_gz].concat(),
-        &tar,
-        "bytes after it",
-    );
+    for (name, tool, first) in [
+        ("two.zst", ["zstd", "-q"], &zst),
+        ("two.gz", ["gzip", "-n"], &gz),
+    ] {
+        let empty = run(Command::new(tool[0])
+            .args([tool[1], "-c", "-"])
+            .stdin(std::process::Stdio::null()));
+        differs(name, &[&first[..], &empty].concat(), &tar, "bytes after it");
+    }
     // a skippable frame first: not a zstd stream of the tar at all
     let skippable = [&[0x50u8, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 7][..], &zst].concat();
     let read = differs("skip.zst", &skippable, &tar, "not to the reproduced tar");
