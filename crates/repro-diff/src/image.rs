@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::mpsc::{SyncSender, channel, sync_channel};
 
 use oci_spec::image::ImageManifest;
-use repro_oci::image::select_platform;
 use repro_oci::{ManifestDoc, Platform, TopLevel};
 use repro_rootfs::{Applier, Kind, Tree, TreePath};
 use repro_transport::{ImageSource, TransportError, decompress};
@@ -54,20 +53,7 @@ pub fn resolve(
     top: &TopLevel,
     platform: &Platform,
 ) -> Result<ManifestDoc, DiffError> {
-    match top {
-        TopLevel::Manifest(m) => Ok(m.clone()),
-        TopLevel::Index(idx) => {
-            let chosen = select_platform(&idx.index, platform, &src.describe())?.clone();
-            match src.manifest(&chosen)? {
-                TopLevel::Manifest(m) => Ok(m),
-                TopLevel::Index(_) => Err(TransportError::Invalid {
-                    input: src.describe(),
-                    reason: format!("platform entry {} is itself an index", chosen.digest()),
-                }
-                .into()),
-            }
-        }
-    }
+    Ok(repro_transport::tree::manifest_of(src, top, platform)?)
 }
 
 /// Compare image `a` with image `b` (the platform's manifest of each), with `opts`; with

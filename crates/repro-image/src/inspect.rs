@@ -9,9 +9,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use oci_spec::image::Descriptor;
-use repro_oci::image::{
-    LayerInfo, descriptor_platform, is_attestation, layers, parse_config, select_platform,
-};
+use repro_oci::image::{LayerInfo, descriptor_platform, is_attestation, layers, parse_config};
 use repro_oci::{Digest, Platform, TopLevel};
 use serde::Serialize;
 
@@ -129,16 +127,8 @@ pub fn run(g: &Global, a: &InspectArgs) -> Result<ExitCode> {
     }
     let (index, manifest) = match top {
         TopLevel::Manifest(m) => (None, m),
-        TopLevel::Index(idx) => {
-            let chosen = select_platform(&idx.index, &g.platform, &src.describe())?.clone();
-            let m = match src.manifest(&chosen)? {
-                TopLevel::Manifest(m) => m,
-                TopLevel::Index(_) => anyhow::bail!(
-                    "{}: platform entry {} is itself an index",
-                    src.describe(),
-                    chosen.digest()
-                ),
-            };
+        TopLevel::Index(ref idx) => {
+            let m = repro_transport::tree::manifest_of(src.as_mut(), &top, &g.platform)?;
             let report = IndexReport {
                 digest: idx.raw.digest.clone(),
                 media_type: idx.kind.media_type().to_string(),
@@ -147,7 +137,7 @@ pub fn run(g: &Global, a: &InspectArgs) -> Result<ExitCode> {
                     .index
                     .manifests()
                     .iter()
-                    .map(|d| entry(d, d.digest() == chosen.digest()))
+                    .map(|d| entry(d, *d.digest() == m.raw.digest))
                     .collect(),
             };
             (Some(report), m)

@@ -24,7 +24,6 @@ use repro_lock::{
     Snapshot, syncdb,
 };
 use repro_oci::TopLevel;
-use repro_oci::image::select_platform;
 use repro_rootfs::Applier;
 use repro_store::Store;
 use serde::Serialize;
@@ -128,19 +127,14 @@ fn read_image(g: &Global, image: &str) -> Result<Read> {
     let mut src = g.open_source(&r)?;
     let reference = src.describe();
     let mut blobs = Vec::new();
-    let (index_digest, manifest) = match src.top_level()? {
-        TopLevel::Manifest(m) => (None, m),
+    let top = src.top_level()?;
+    let manifest = repro_transport::tree::manifest_of(src.as_mut(), &top, &g.platform)?;
+    let index_digest = match &top {
         TopLevel::Index(idx) => {
-            let chosen = select_platform(&idx.index, &g.platform, &reference)?.clone();
             blobs.push(idx.raw.bytes.clone());
-            match src.manifest(&chosen)? {
-                TopLevel::Manifest(m) => (Some(idx.raw.digest.clone()), m),
-                TopLevel::Index(_) => bail!(
-                    "{reference}: platform entry {} is itself an index",
-                    chosen.digest()
-                ),
-            }
+            Some(idx.raw.digest.clone())
         }
+        TopLevel::Manifest(_) => None,
     };
     blobs.push(manifest.raw.bytes.clone());
     let config = repro_transport::read_config(src.as_mut(), &manifest.manifest)?;

@@ -222,6 +222,13 @@ fn multi_platform_index_with_attestations() {
         j["manifest"]["digest"], amd.manifest.digest,
         "linux/amd64 is the default"
     );
+    // the index entry that was followed, and only it, is marked
+    let selected: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["selected"] == true)
+        .map(|e| &e["digest"])
+        .collect();
+    assert_eq!(selected, [&serde_json::json!(amd.manifest.digest)]);
     let human =
         String::from_utf8(ok(&cache, &["--tls-verify=false", "inspect", &image]).stdout).unwrap();
     assert!(

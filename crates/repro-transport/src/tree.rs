@@ -16,8 +16,19 @@ pub fn resolve_manifest(
     src: &mut dyn ImageSource,
     platform: &Platform,
 ) -> Result<ManifestDoc, TransportError> {
-    match src.top_level()? {
-        TopLevel::Manifest(m) => Ok(m),
+    let top = src.top_level()?;
+    manifest_of(src, &top, platform)
+}
+
+/// The manifest `top` stands for: itself, or from an index the entry for `platform`
+/// (attestations are never chosen).
+pub fn manifest_of(
+    src: &mut dyn ImageSource,
+    top: &TopLevel,
+    platform: &Platform,
+) -> Result<ManifestDoc, TransportError> {
+    match top {
+        TopLevel::Manifest(m) => Ok(m.clone()),
         TopLevel::Index(idx) => {
             let chosen = select_platform(&idx.index, platform, &src.describe())?.clone();
             match src.manifest(&chosen)? {
