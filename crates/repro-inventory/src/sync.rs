@@ -24,8 +24,13 @@ pub struct SyncPackage {
     pub installed_size: u64,
     pub build_date: i64,
     pub packager: String,
-    /// Does the entry carry `%PGPSIG%`?
-    pub pgpsig: bool,
+    /// The entry's `%PGPSIG%` (base64), when it has one; in JSON only whether it does.
+    #[serde(rename = "pgpsig", serialize_with = "present")]
+    pub pgp_signature: Option<String>,
+}
+
+fn present<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(v.is_some())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -189,7 +194,7 @@ fn sync_package(d: &RepoDescFile) -> SyncPackage {
             installed_size: d.installed_size,
             build_date: d.build_date,
             packager: d.packager.to_string(),
-            pgpsig: true,
+            pgp_signature: Some(d.pgp_signature.to_string()),
         },
         RepoDescFile::V2(d) => SyncPackage {
             name: d.name.to_string(),
@@ -201,7 +206,34 @@ fn sync_package(d: &RepoDescFile) -> SyncPackage {
             installed_size: d.installed_size,
             build_date: d.build_date,
             packager: d.packager.to_string(),
-            pgpsig: d.pgp_signature.is_some(),
+            pgp_signature: d.pgp_signature.as_ref().map(ToString::to_string),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SyncPackage;
+
+    /// The signature is kept for the lock, but JSON says only whether there is one.
+    #[test]
+    fn json_shows_whether_there_is_a_signature_not_the_signature() {
+        let mut p = SyncPackage {
+            name: "bash".into(),
+            version: "5.2.15-2".into(),
+            arch: "x86_64".into(),
+            filename: "bash-5.2.15-2-x86_64.pkg.tar.zst".into(),
+            sha256: "0".repeat(64),
+            compressed_size: 1,
+            installed_size: 2,
+            build_date: 3,
+            packager: "p".into(),
+            pgp_signature: Some("iQEzBAABCAAdFiEE".into()),
+        };
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(j["pgpsig"], true);
+        assert!(!j.to_string().contains("iQEzBAABCAAdFiEE"), "{j}");
+        p.pgp_signature = None;
+        assert_eq!(serde_json::to_value(&p).unwrap()["pgpsig"], false);
     }
 }
