@@ -42,25 +42,8 @@ pub struct PackagesReport<'a> {
 }
 
 pub fn run(g: &Global, a: &PackagesArgs) -> Result<ExitCode> {
-    let (inv, source, mut warnings) = match (&a.image, &a.rootfs) {
-        (_, Some(dir)) => {
-            let (inv, source) = crate::view::read_dir(dir)?;
-            (inv, source, Vec::new())
-        }
-        (Some(image), None) => {
-            let v = crate::view::read_image(g, image)?;
-            let source = v.source();
-            (v.inv, source, v.warnings)
-        }
-        (None, None) => anyhow::bail!("give an IMAGE or --rootfs DIR"),
-    };
-    if !inv.local_db {
-        warnings.push(format!(
-            "{}: no pacman local database (var/lib/pacman/local)",
-            source.reference
-        ));
-    }
-    warnings.extend(inv.warnings.iter().cloned());
+    let (inv, source, warnings) =
+        crate::view::read_inventory(g, a.image.as_deref(), a.rootfs.as_deref())?;
     let report = PackagesReport {
         schema: "repro-image/packages/v1",
         source,

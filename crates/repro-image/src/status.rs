@@ -205,33 +205,6 @@ pub(crate) fn rebuilder_clients(g: &Global, urls: &[String]) -> Result<Vec<Clien
         .collect::<Result<_, repro_rebuilderd::Error>>()?)
 }
 
-/// The image's inventory, its source and warnings.
-fn read_inventory(
-    g: &Global,
-    a: &StatusArgs,
-) -> Result<(repro_inventory::Inventory, Source, Vec<String>)> {
-    let (inv, source, mut warnings) = match (&a.image, &a.rootfs) {
-        (_, Some(dir)) => {
-            let (inv, source) = crate::view::read_dir(dir)?;
-            (inv, source, Vec::new())
-        }
-        (Some(image), None) => {
-            let v = crate::view::read_image(g, image)?;
-            let source = v.source();
-            (v.inv, source, v.warnings)
-        }
-        (None, None) => bail!("give an IMAGE or --rootfs DIR"),
-    };
-    if !inv.local_db {
-        warnings.push(format!(
-            "{}: no pacman local database (var/lib/pacman/local)",
-            source.reference
-        ));
-    }
-    warnings.extend(inv.warnings.iter().cloned());
-    Ok((inv, source, warnings))
-}
-
 /// The sync dbs of `--archive` at `--snapshot` (or the day before the newest install date).
 fn archive_dbs(
     g: &Global,
@@ -345,7 +318,8 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
             urls.len()
         );
     }
-    let (inv, source, mut warnings) = read_inventory(g, a)?;
+    let (inv, source, mut warnings) =
+        crate::view::read_inventory(g, a.image.as_deref(), a.rootfs.as_deref())?;
 
     let clients = rebuilder_clients(g, &urls)?;
     let filter = Filter {

@@ -79,6 +79,35 @@ pub fn read_dir(dir: &Path) -> Result<(Inventory, Source)> {
     Ok((inv, source))
 }
 
+/// The inventory of an IMAGE or of `--rootfs DIR`, its source, and the warnings to print
+/// (the source's, the tree's flags, a missing local db, the inventory's own).
+pub fn read_inventory(
+    g: &Global,
+    image: Option<&str>,
+    rootfs: Option<&Path>,
+) -> Result<(Inventory, Source, Vec<String>)> {
+    let (inv, source, mut warnings) = match (image, rootfs) {
+        (_, Some(dir)) => {
+            let (inv, source) = read_dir(dir)?;
+            (inv, source, Vec::new())
+        }
+        (Some(image), None) => {
+            let v = read_image(g, image)?;
+            let source = v.source();
+            (v.inv, source, v.warnings)
+        }
+        (None, None) => anyhow::bail!("give an IMAGE or --rootfs DIR"),
+    };
+    if !inv.local_db {
+        warnings.push(format!(
+            "{}: no pacman local database (var/lib/pacman/local)",
+            source.reference
+        ));
+    }
+    warnings.extend(inv.warnings.iter().cloned());
+    Ok((inv, source, warnings))
+}
+
 pub fn flag_warnings(tree: &Tree) -> impl Iterator<Item = String> + '_ {
     tree.flags
         .iter()
