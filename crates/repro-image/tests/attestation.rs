@@ -12,7 +12,7 @@ use repro_world::World;
 const SAMPLE_NAME: &str = "librust-as-slice-dev_0.2.1-1+b2_amd64.deb";
 
 fn samples() -> PathBuf {
-    repro_world::repo_root().join("../shared/samples/rebuilderd")
+    repro_testkit::samples().join("rebuilderd")
 }
 
 fn sample_link() -> PathBuf {

@@ -7,19 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use repro_testkit::{LayerSpec, TestImage};
-
-fn samples() -> PathBuf {
-    let dir = std::env::var_os("REPRO_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples"));
-    assert!(
-        dir.join("pacman-local").is_dir(),
-        "no samples at {}",
-        dir.display()
-    );
-    dir
-}
+use repro_testkit::{LayerSpec, TestImage, samples};
 
 fn files_below(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
     for e in fs::read_dir(dir).unwrap() {

@@ -481,7 +481,7 @@ mod tests {
     use super::*;
 
     fn samples() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/rebuilderd")
+        repro_testkit::samples().join("rebuilderd")
     }
 
     fn sample_link() -> PathBuf {

@@ -5,17 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-pub fn samples() -> PathBuf {
-    let dir = std::env::var_os("REPRO_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples"));
-    assert!(
-        dir.join("pacman-local").is_dir(),
-        "no samples at {}",
-        dir.display()
-    );
-    dir
-}
+pub use repro_testkit::samples;
 
 /// A root whose `var/lib/pacman/local` is a sample db (and, if given, whose
 /// `var/lib/pacman/sync/core.db` a sample sync db).

@@ -13,6 +13,22 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// `shared/samples` beside the checkout (real Arch, OCI and rebuilderd files), or
+/// `$REPRO_SAMPLES`; panics naming where it looked when they are not there.
+pub fn samples() -> std::path::PathBuf {
+    let dir = std::env::var_os("REPRO_SAMPLES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples")
+        });
+    assert!(
+        dir.join("pacman-local").is_dir(),
+        "repro-testkit: no samples at {} (set REPRO_SAMPLES)",
+        dir.display()
+    );
+    dir
+}
+
 /// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
 /// Racy by nature; callers that spawn a server on it retry on "address in use".
 pub fn free_port() -> u16 {

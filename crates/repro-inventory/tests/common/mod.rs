@@ -4,18 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// `../shared/samples` next to the workspace (real Arch databases), or `$REPRO_SAMPLES`.
-pub fn samples() -> PathBuf {
-    let dir = std::env::var_os("REPRO_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples"));
-    assert!(
-        dir.join("pacman-local").is_dir(),
-        "sample databases not found at {} (set REPRO_SAMPLES)",
-        dir.display()
-    );
-    dir
-}
+pub use repro_testkit::samples;
 
 pub fn local_sample(name: &str) -> PathBuf {
     samples().join("pacman-local").join(name)
