@@ -33,4 +33,4 @@ pub use skopeo::{
     skopeo, skopeo_copy_layout_to, skopeo_copy_to_registry, skopeo_inspect_raw, try_skopeo,
 };
 pub use token_proxy::{ProxiedRequest, TokenProxy, TokenProxyConfig, TokenRequest};
-pub use util::{free_port, samples, sha256_digest};
+pub use util::{free_port, gzip, samples, sha256_digest, tar_of};

@@ -13,6 +13,32 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// A ustar archive of regular files (mode 0644, mtime 0), for hand-made layers.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, body) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name)
+            .unwrap_or_else(|e| panic!("repro-testkit: tar_of: {name:?}: {e}"));
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, *body)
+            .unwrap_or_else(|e| panic!("repro-testkit: tar_of: {name:?}: {e}"));
+    }
+    b.into_inner()
+        .unwrap_or_else(|e| panic!("repro-testkit: tar_of: {e}"))
+}
+
+/// `bytes` as one gzip member (flate2's default level, no header fields).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes)
+        .and_then(|_| e.finish())
+        .unwrap_or_else(|e| panic!("repro-testkit: gzip: {e}"))
+}
+
 /// `shared/samples` beside the checkout (real Arch, OCI and rebuilderd files), or
 /// `$REPRO_SAMPLES`; panics naming where it looked when they are not there.
 pub fn samples() -> std::path::PathBuf {

@@ -1145,26 +1145,7 @@ fn render_object(fields: &BTreeMap<&str, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, body) in files {
-            let mut h = tar::Header::new_ustar();
-            h.set_path(name).unwrap();
-            h.set_size(body.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(0);
-            h.set_cksum();
-            b.append(&h, *body).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use repro_testkit::{gzip, tar_of};
 
     /// A member for a hand-made archive; the name is written raw, so hostile names can be.
     enum M<'a> {

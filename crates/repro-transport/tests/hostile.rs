@@ -7,6 +7,7 @@ use std::path::Path;
 
 use repro_oci::digest::sha256_of;
 use repro_rootfs::{Applier, Tree};
+use repro_testkit::gzip;
 use repro_transport::TransportError;
 use repro_transport::oci::OciSource;
 use repro_transport::tree::{build_tree, resolve_manifest};
@@ -95,12 +96,6 @@ fn small_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 fn zstd(bytes: &[u8]) -> Vec<u8> {
     zstd::encode_all(bytes, 3).unwrap()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
 }
 
 /// `n` zero bytes through a streaming encoder, never held whole.

@@ -4,7 +4,7 @@
 //! tests fail.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,6 +12,7 @@ use repro_oci::digest::sha256_of;
 use repro_oci::media;
 use repro_oci::{Blob, Digest, TopLevel};
 use repro_store::Store;
+use repro_testkit::{gzip, tar_of};
 use repro_transport::ImageSource;
 use repro_transport::docker_archive::{DockerArchiveSource, DockerArchiveWriter};
 use repro_transport::oci::{OciSource, write_oci_ref};
@@ -50,26 +51,6 @@ impl Skopeo {
         );
         out.stdout
     }
-}
-
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, body) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(name).unwrap();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append(&h, *body).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 struct Layout {
