@@ -30,7 +30,7 @@ use repro_tar::Owners;
 use repro_tar::gostorage::{self, GoOptions};
 use repro_tar::pipeline::{self, Outputs};
 
-use sha2::{Digest as _, Sha256};
+use repro_oci::digest::{DigestAlgorithm, HashingWriter};
 
 use crate::Artifact;
 use crate::error::{BuildError, io_at};
@@ -276,9 +276,9 @@ pub fn layers(
     // stage's ADD left it.
     let copier = gostorage::plan_copier_get(&root, options.owners)?;
     let copy_digest = {
-        let mut h = HashWriter(Sha256::new());
+        let mut h = HashingWriter::new(std::io::sink(), &DigestAlgorithm::Sha256);
         copier.write_to(&mut h)?;
-        format!("dir:{}", hex::encode(h.0.finalize()))
+        format!("dir:{}", h.finish().1.digest())
     };
     log.line(&format!("COPY content digest {copy_digest}"))?;
     let copy = gostorage::plan_tree(&root, &options)?;
@@ -371,19 +371,6 @@ pub fn layers(
         tag,
         isolation,
     })
-}
-
-/// sha256 of a stream.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.update(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The `oci:` layout: `oci-layout`, `index.json`, the config, the manifest and the layers
