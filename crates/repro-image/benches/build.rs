@@ -13,8 +13,6 @@
 //!    bytes. Prints each round, the medians and the ratio (goal <= 1.0x).
 //!
 //!     cargo bench -p repro-image --bench build        # ROUNDS=5 to change (default 3)
-//!
-//! Needs root (build runs as root).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,7 +22,7 @@ use repro_tar::Exclude;
 use repro_tar::gnu::{self, GnuOptions};
 use repro_tar::pipeline::{self, Compression, Outputs};
 use repro_tar::zst::{self, ZstdParams};
-use repro_testkit::bench::{median, sha256_file};
+use repro_testkit::bench::{env_num, median, sha256_file};
 use repro_world::World;
 
 fn repro_image(cache: &Path, args: &[&str]) {
@@ -60,15 +58,7 @@ fn sh(script: &str) {
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "repro-image build runs as root: run the benchmark as root"
-    );
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = env_num("ROUNDS", 3).max(1) as usize;
     let repo: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()

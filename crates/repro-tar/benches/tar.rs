@@ -23,7 +23,7 @@ use repro_tar::Exclude;
 use repro_tar::gnu::{self, GnuOptions};
 use repro_tar::pipeline::{self, Compression, Outputs};
 use repro_tar::zst::{self, ZstdParams};
-use repro_testkit::bench::{median, sha256_file};
+use repro_testkit::bench::{env_num, median, sha256_file};
 use repro_world::World;
 
 fn sh(script: &str) {
@@ -52,10 +52,7 @@ fn main() {
         unsafe { libc::geteuid() } == 0,
         "the benchmark extracts a rootfs with its owners: run it as root"
     );
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = env_num("ROUNDS", 3).max(1) as usize;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
