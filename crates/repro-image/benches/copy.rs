@@ -8,7 +8,7 @@
 //! and write every byte. The fixture (image built from this machine's /usr files) is
 //! cached under target/bench-fixtures.
 
-use repro_testkit::bench::{env_num, median};
+use repro_testkit::bench::{self, env_num, median};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,12 +71,7 @@ fn main() {
         let cache = work.path().join(format!("cache-{round}"));
         let a = work.path().join(format!("ours-{round}"));
         let b = work.path().join(format!("skopeo-{round}"));
-        // Alternate which tool goes first, so neither always gets the warmer page cache.
-        let mut order = [true, false];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for is_ours in order {
+        for is_ours in bench::order(round) {
             if is_ours {
                 let t = run(Command::new(bin)
                     .args(["--tls-verify=false", "--quiet", "--cache"])

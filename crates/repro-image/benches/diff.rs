@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use repro_testkit::bench::{env_num, median, sha256_file, split_oci, timed};
+use repro_testkit::bench::{self, env_num, median, sha256_file, split_oci, timed};
 use repro_world::World;
 use serde_json::Value;
 
@@ -173,11 +173,7 @@ fn main() {
     println!("diff {a}\n  vs {b}\n  (one byte of {changed} flipped)");
     let (mut ours, mut peer, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let mut order = [true, false];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for is_ours in order {
+        for is_ours in bench::order(round) {
             if is_ours {
                 let t = timed(&diff_cmd);
                 assert_eq!(t.code, 1);

@@ -12,7 +12,7 @@
 //! no registry timing is measured. Peak RSS comes from `/usr/bin/time -f %M` (Debian's
 //! `time` package).
 
-use repro_testkit::bench::{env_num, layer_blobs, median, split_oci, timed};
+use repro_testkit::bench::{self, env_num, layer_blobs, median, split_oci, timed};
 use repro_world::World;
 
 fn main() {
@@ -50,11 +50,7 @@ fn main() {
     timed(&floor_cmd);
     let (mut ours, mut floor, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let mut order = [true, false];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for is_ours in order {
+        for is_ours in bench::order(round) {
             if is_ours {
                 let t = timed(&ours_cmd);
                 // `files` exits 2 when part of the database could not be read: still a run.

@@ -22,6 +22,16 @@ pub fn median<T: Ord + Copy>(v: &[T]) -> T {
     v[v.len() / 2]
 }
 
+/// The order of the two contenders in `round` (`true`: ours): alternated each round, so
+/// that neither always gets the warmer page cache.
+pub fn order(round: usize) -> [bool; 2] {
+    if round.is_multiple_of(2) {
+        [true, false]
+    } else {
+        [false, true]
+    }
+}
+
 /// One run of a command under `/usr/bin/time -f %M`.
 pub struct Timed {
     pub took: Duration,
