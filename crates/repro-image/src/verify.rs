@@ -121,6 +121,9 @@ struct BuildInfo {
     oci: Option<String>,
     libzstd: String,
     pacman: String,
+    /// How the image step got root's powers (when the build made the image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_step: Option<repro_build::image::Isolation>,
 }
 
 #[derive(Serialize)]
@@ -529,6 +532,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
                 .map(|_| build_oci_dir(&build).display().to_string()),
             libzstd: build.tools.libzstd.clone(),
             pacman: build.tools.pacman.clone(),
+            image_step: build.image.as_ref().map(|i| i.isolation),
         },
         levels: levels_out,
         accounting: AccountingInfo {

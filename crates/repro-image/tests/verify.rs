@@ -64,6 +64,14 @@ fn the_repro_image_verifies_uncompressed_gzip_and_from_the_registry() {
         assert_eq!(o.status.code(), Some(0), "{image}: {j:#}\n{}", stderr(&o));
         assert_eq!(j["schema"], "repro-image/verify/v1");
         assert_eq!(j["holds"], true);
+        // SAFETY: geteuid has no preconditions.
+        let step = match unsafe { libc::geteuid() } {
+            0 => serde_json::json!("root"),
+            uid => {
+                serde_json::json!({"user_namespace": {"uid": uid, "gid": unsafe { libc::getegid() }}})
+            }
+        };
+        assert_eq!(j["build"]["image_step"], step);
         for (name, status) in [("tree", "match"), ("tar", "match"), ("config", "match")] {
             assert_eq!(level(&j, name)["status"], status, "{image}: {name}: {j:#}");
             assert_eq!(level(&j, name)["promised"], true);
