@@ -115,6 +115,11 @@ enum Command {
     /// Semantic diff of two images down to tar entries (exit 0 equal, 1 different).
     Diff(diff::DiffArgs),
     /// Rebuild the rootfs tarball from a lock's pins alone: repro.tar, repro.tar.zst, digests.
+    ///
+    /// Also the image (both layers, config, manifest, an oci: layout) unless --no-image.
+    /// Runs as root or as any user: pacman under fakechroot and fakeroot as the recipe does;
+    /// when not root, the image's extraction and RUN step in a user namespace, as rootless
+    /// podman (the bytes are the same).
     Build(build::BuildArgs),
     /// Lock, fetch, build, then compare with the original level by level (exit 0: holds).
     Verify(verify::VerifyArgs),
