@@ -56,28 +56,19 @@ struct FilesReport<'a> {
 }
 
 pub fn run(g: &Global, a: &FilesArgs) -> Result<ExitCode> {
-    let (tree, inv, source, mut warnings) = match (&a.image, &a.rootfs) {
-        (_, Some(dir)) => {
-            let (inv, source) = crate::view::read_dir(dir)?;
-            let tree = repro_accounting::host::tree_from_dir(dir)
-                .with_context(|| format!("reading {}", dir.display()))?;
-            let warnings = crate::view::flag_warnings(&tree).collect();
-            (tree, inv, source, warnings)
-        }
-        (Some(image), None) => {
-            let v = crate::view::read_image(g, image)?;
-            let source = v.source();
-            (v.tree, v.inv, source, v.warnings)
-        }
-        (None, None) => anyhow::bail!("give an IMAGE or --rootfs DIR"),
-    };
-    if !inv.local_db {
-        warnings.push(format!(
-            "{}: no pacman local database (var/lib/pacman/local): every entry is unowned",
-            source.reference
-        ));
-    }
-    warnings.extend(inv.warnings.iter().cloned());
+    let crate::view::Subject {
+        inv,
+        source,
+        tree,
+        mut warnings,
+    } = crate::view::read_subject(
+        g,
+        a.image.as_deref(),
+        a.rootfs.as_deref(),
+        true,
+        ": every entry is unowned",
+    )?;
+    let tree = tree.context("internal: the tree was asked for")?;
     let acc = repro_accounting::account(&tree, &inv);
     warnings.extend(acc.warnings.iter().cloned());
 

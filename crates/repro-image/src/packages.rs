@@ -42,8 +42,12 @@ pub struct PackagesReport<'a> {
 }
 
 pub fn run(g: &Global, a: &PackagesArgs) -> Result<ExitCode> {
-    let (inv, source, warnings) =
-        crate::view::read_inventory(g, a.image.as_deref(), a.rootfs.as_deref())?;
+    let crate::view::Subject {
+        inv,
+        source,
+        warnings,
+        ..
+    } = crate::view::read_subject(g, a.image.as_deref(), a.rootfs.as_deref(), false, "")?;
     let report = PackagesReport {
         schema: "repro-image/packages/v1",
         source,

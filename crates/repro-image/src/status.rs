@@ -318,8 +318,12 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
             urls.len()
         );
     }
-    let (inv, source, mut warnings) =
-        crate::view::read_inventory(g, a.image.as_deref(), a.rootfs.as_deref())?;
+    let crate::view::Subject {
+        inv,
+        source,
+        mut warnings,
+        ..
+    } = crate::view::read_subject(g, a.image.as_deref(), a.rootfs.as_deref(), false, "")?;
 
     let clients = rebuilder_clients(g, &urls)?;
     let filter = Filter {

@@ -79,33 +79,64 @@ pub fn read_dir(dir: &Path) -> Result<(Inventory, Source)> {
     Ok((inv, source))
 }
 
-/// The inventory of an IMAGE or of `--rootfs DIR`, its source, and the warnings to print
-/// (the source's, the tree's flags, a missing local db, the inventory's own).
-pub fn read_inventory(
+/// What `packages`, `status` and `files` read from an IMAGE or `--rootfs DIR`.
+pub struct Subject {
+    pub inv: Inventory,
+    pub source: Source,
+    /// The merged tree, when asked for.
+    pub tree: Option<Tree>,
+    /// The source's warnings, the tree's flags, a missing local db, the inventory's own.
+    pub warnings: Vec<String>,
+}
+
+/// Read an IMAGE or `--rootfs DIR`: its inventory, and with `tree` its merged tree.
+/// `without_db` says what a missing local database means for the command.
+pub fn read_subject(
     g: &Global,
     image: Option<&str>,
     rootfs: Option<&Path>,
-) -> Result<(Inventory, Source, Vec<String>)> {
-    let (inv, source, mut warnings) = match (image, rootfs) {
+    tree: bool,
+    without_db: &str,
+) -> Result<Subject> {
+    let mut s = match (image, rootfs) {
         (_, Some(dir)) => {
             let (inv, source) = read_dir(dir)?;
-            (inv, source, Vec::new())
+            let tree = if tree {
+                Some(
+                    repro_accounting::host::tree_from_dir(dir)
+                        .with_context(|| format!("reading {}", dir.display()))?,
+                )
+            } else {
+                None
+            };
+            let warnings = tree.iter().flat_map(flag_warnings).collect();
+            Subject {
+                inv,
+                source,
+                tree,
+                warnings,
+            }
         }
         (Some(image), None) => {
             let v = read_image(g, image)?;
-            let source = v.source();
-            (v.inv, source, v.warnings)
+            Subject {
+                source: v.source(),
+                inv: v.inv,
+                tree: tree.then_some(v.tree),
+                warnings: v.warnings,
+            }
         }
         (None, None) => anyhow::bail!("give an IMAGE or --rootfs DIR"),
     };
-    if !inv.local_db {
-        warnings.push(format!(
-            "{}: no pacman local database (var/lib/pacman/local)",
-            source.reference
+    if !s.inv.local_db {
+        s.warnings.push(format!(
+            "{}: no pacman local database (var/lib/pacman/local){without_db}",
+            s.source.reference
         ));
     }
-    warnings.extend(inv.warnings.iter().cloned());
-    Ok((inv, source, warnings))
+    let inv_warnings = s.inv.warnings.clone();
+    s.warnings.extend(inv_warnings);
+    Ok(s)
 }
 
 pub fn flag_warnings(tree: &Tree) -> impl Iterator<Item = String> + '_ {
