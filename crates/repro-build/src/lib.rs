@@ -551,31 +551,19 @@ fn trust_keys(
     let home = g
         .to_str()
         .ok_or_else(|| BuildError::Invalid(format!("{}: not UTF-8", g.display())))?;
+    let gpg = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut argv = vec!["gpg", "--homedir", home, "--batch"];
+        argv.extend_from_slice(args);
+        exec::output(plan, &argv, stdin)
+    };
     let mut trust = String::new();
     for (f, source) in &files {
         let f = f
             .to_str()
             .ok_or_else(|| BuildError::Invalid(format!("{}: not UTF-8", f.display())))?;
-        exec::output(
-            plan,
+        gpg(&["--quiet", "--import", f], None)?;
+        let listing = gpg(
             &[
-                "gpg",
-                "--homedir",
-                home,
-                "--batch",
-                "--quiet",
-                "--import",
-                f,
-            ],
-            None,
-        )?;
-        let listing = exec::output(
-            plan,
-            &[
-                "gpg",
-                "--homedir",
-                home,
-                "--batch",
                 "--with-colons",
                 "--import-options",
                 "show-only",
@@ -596,18 +584,7 @@ fn trust_keys(
         }
         log.line(&format!("trusted keyring {source}"))?;
     }
-    exec::output(
-        plan,
-        &[
-            "gpg",
-            "--homedir",
-            home,
-            "--batch",
-            "--quiet",
-            "--import-ownertrust",
-        ],
-        Some(trust.as_bytes()),
-    )?;
+    gpg(&["--quiet", "--import-ownertrust"], Some(trust.as_bytes()))?;
     let _ = exec::output(plan, &["gpgconf", "--homedir", home, "--kill", "all"], None);
     Ok(files.into_iter().map(|(_, s)| s).collect())
 }

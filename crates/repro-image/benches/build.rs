@@ -22,7 +22,7 @@ use repro_tar::Exclude;
 use repro_tar::gnu::{self, GnuOptions};
 use repro_tar::pipeline::{self, Compression, Outputs};
 use repro_tar::zst::{self, ZstdParams};
-use repro_testkit::bench::{env_num, median, sha256_file};
+use repro_testkit::bench::{env_num, median, sh, sha256_file};
 use repro_world::World;
 
 fn repro_image(cache: &Path, args: &[&str]) {
@@ -40,21 +40,6 @@ fn repro_image(cache: &Path, args: &[&str]) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn sh(script: &str) {
-    let ok = Command::new("bash")
-        .arg("-euc")
-        .arg(script)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("TZ", "UTC")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .status()
-        .expect("bash runs")
-        .success();
-    assert!(ok, "failed: {script}");
 }
 
 fn main() {

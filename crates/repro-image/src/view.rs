@@ -134,8 +134,7 @@ pub fn read_subject(
             s.source.reference
         ));
     }
-    let inv_warnings = s.inv.warnings.clone();
-    s.warnings.extend(inv_warnings);
+    s.warnings.extend(s.inv.warnings.iter().cloned());
     Ok(s)
 }
 

@@ -16,28 +16,14 @@
 //!     cargo bench -p repro-tar --bench tar          # ROUNDS=5 to change (default 3)
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use repro_tar::Exclude;
 use repro_tar::gnu::{self, GnuOptions};
 use repro_tar::pipeline::{self, Compression, Outputs};
 use repro_tar::zst::{self, ZstdParams};
-use repro_testkit::bench::{env_num, median, sha256_file};
+use repro_testkit::bench::{env_num, median, sh, sha256_file};
 use repro_world::World;
-
-fn sh(script: &str) {
-    let ok = Command::new("bash")
-        .arg("-euc")
-        .arg(script)
-        .env("TZ", "UTC")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .status()
-        .expect("bash runs")
-        .success();
-    assert!(ok, "failed: {script}");
-}
 
 /// The bulk world's rootfs tarball and SOURCE_DATE_EPOCH (bringing the bulk world up, cached).
 fn bulk_rootfs() -> (PathBuf, i64) {

@@ -22,6 +22,23 @@ pub fn median<T: Ord + Copy>(v: &[T]) -> T {
     v[v.len() / 2]
 }
 
+/// Run a peer tool's `script` with `bash -euc` in a cleared environment (Debian's PATH,
+/// `TZ=UTC`, `LC_ALL=C`); panics naming the script when it fails.
+pub fn sh(script: &str) {
+    let ok = Command::new("bash")
+        .arg("-euc")
+        .arg(script)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .status()
+        .expect("bash runs")
+        .success();
+    assert!(ok, "failed: {script}");
+}
+
 /// The order of the two contenders in `round` (`true`: ours): alternated each round, so
 /// that neither always gets the warmer page cache.
 pub fn order(round: usize) -> [bool; 2] {
